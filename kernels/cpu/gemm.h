@@ -4,11 +4,17 @@
 // stored [K, M] matrix (lda >= M). Likewise op(B) is [K, N]: B (ldb >= N) or
 // the transpose of a stored [N, K] matrix (ldb >= K). ldc >= N.
 // beta == 0 means C is write-only (its old contents, even NaN, are ignored).
+// K == 0 gives C = beta * C. Only the M x N elements of C are written (the
+// columns between N and ldc are left alone).
 //
 // gemm() is the fast, cache-blocked, OpenMP-parallel version used by conv and
 // linear (see gemm.cpp and docs/gemm.md). When called from inside an OpenMP
-// parallel region it runs on the calling thread only. gemm_reference() is
-// the obvious triple loop: the specification gemm() is tested against.
+// parallel region it runs on the calling thread only. It is deterministic:
+// each element's sum over K runs in an order fixed by K alone, so results are
+// bit-identical whatever the thread count (for the same build: AVX2 and
+// -march=native builds block differently and may differ in the last bits).
+// gemm_reference() is the obvious triple loop, summing in double: the
+// specification gemm() is tested against.
 #pragma once
 #include <cstdint>
 
