@@ -7,6 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install_deps.sh
+# MNIST for the end-to-end tests (verified by md5; skipped when already there).
+# Tests that need it skip with a message when it is missing; in CI it must be there.
+if ! tools/fetch_mnist.sh; then
+  if [[ "${CI:-}" == "true" ]]; then echo "test.sh: could not fetch MNIST (needed in CI)" >&2; exit 1; fi
+  echo "test.sh: WARNING: could not fetch MNIST; the tests that train on it will be skipped" >&2
+fi
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
