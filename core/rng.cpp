@@ -43,6 +43,9 @@
 
 #include "core/dispatch.h"
 #include "kernels/common/philox.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/rng.h"
+#endif
 
 namespace engine {
 namespace {
@@ -71,6 +74,16 @@ void fill_by_blocks(float* out, int64_t n, uint64_t seed, uint64_t first, const 
   }
 }
 
+// A new tensor for the factory `op`; an unusable device (no GPU, a CPU-only
+// build) is reported under the op's name.
+Tensor new_tensor(const char* op, const Shape& shape, DType dtype, Device device) {
+  try {
+    return Tensor::empty(shape, dtype, device);
+  } catch (const Error& e) {
+    throw Error(detail::concat_message(op, ": ", e.what()));
+  }
+}
+
 }  // namespace
 
 Generator& default_generator() {
@@ -88,11 +101,17 @@ void uniform_(Tensor& t, float low, float high, Generator& gen) {
   ENGINE_CHECK(low <= high, "uniform_: expected low <= high, got low=", low, ", high=", high);
   ENGINE_CHECK(std::isfinite(high - low), "uniform_: the range high - low overflows float, got low=", low,
                ", high=", high);
-  if (!t.device().is_cpu()) cuda_not_implemented("uniform_");
-
   const int64_t n = t.numel();
   const uint64_t seed = gen.seed();
   const uint64_t first = gen.advance(static_cast<uint64_t>(ceil_div(n, 4)));
+  if (!t.device().is_cpu()) {
+#ifdef ENGINE_WITH_CUDA
+    cuda::uniform_fill(t.data<float>(), n, seed, first, low, high);  // the same mapping, on the device
+    return;
+#else
+    cuda_not_implemented("uniform_");
+#endif
+  }
   fill_by_blocks(t.data<float>(), n, seed, first, [low, high](const philox::Block& block, float values[4]) {
     for (int lane = 0; lane < 4; ++lane)
       values[lane] = philox::uniform_in(philox::uniform01(block.w[lane]), low, high);
@@ -102,11 +121,17 @@ void uniform_(Tensor& t, float low, float high, Generator& gen) {
 void normal_(Tensor& t, float mean, float stddev, Generator& gen) {
   check_float32("normal_", "t", t);
   ENGINE_CHECK(stddev >= 0.0f, "normal_: argument 'std': expected std >= 0, got ", stddev);  // also rejects NaN
-  if (!t.device().is_cpu()) cuda_not_implemented("normal_");
-
   const int64_t n = t.numel();
   const uint64_t seed = gen.seed();
   const uint64_t first = gen.advance(static_cast<uint64_t>(ceil_div(n, 4)));
+  if (!t.device().is_cpu()) {
+#ifdef ENGINE_WITH_CUDA
+    cuda::normal_fill(t.data<float>(), n, seed, first, mean, stddev);
+    return;
+#else
+    cuda_not_implemented("normal_");
+#endif
+  }
   fill_by_blocks(t.data<float>(), n, seed, first, [mean, stddev](const philox::Block& block, float values[4]) {
     philox::normal4(block, values);
     for (int lane = 0; lane < 4; ++lane) values[lane] = philox::normal_scaled(values[lane], mean, stddev);
@@ -114,23 +139,20 @@ void normal_(Tensor& t, float mean, float stddev, Generator& gen) {
 }
 
 Tensor rand(const Shape& shape, Generator& gen, Device device) {
-  if (!device.is_cpu()) cuda_not_implemented("rand");
-  Tensor t = Tensor::empty(shape, DType::F32, device);
+  Tensor t = new_tensor("rand", shape, DType::F32, device);
   uniform_(t, 0.0f, 1.0f, gen);  // 0 + u * 1 = u exactly
   return t;
 }
 
 Tensor randn(const Shape& shape, Generator& gen, Device device) {
-  if (!device.is_cpu()) cuda_not_implemented("randn");
-  Tensor t = Tensor::empty(shape, DType::F32, device);
+  Tensor t = new_tensor("randn", shape, DType::F32, device);
   normal_(t, 0.0f, 1.0f, gen);
   return t;
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen, Device device) {
   ENGINE_CHECK(low < high, "randint: expected low < high, got low=", low, ", high=", high);
-  if (!device.is_cpu()) cuda_not_implemented("randint");
-  Tensor t = Tensor::empty(shape, DType::I64, device);
+  Tensor t = new_tensor("randint", shape, DType::I64, device);
 
   // Unsigned arithmetic: high - low may exceed INT64_MAX (e.g. the full int64
   // range), and low + k wraps back into [low, high) correctly modulo 2^64.
@@ -139,6 +161,14 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen, De
   const int64_t blocks = ceil_div(n, 2);
   const uint64_t seed = gen.seed();
   const uint64_t first = gen.advance(static_cast<uint64_t>(blocks));
+  if (!device.is_cpu()) {
+#ifdef ENGINE_WITH_CUDA
+    cuda::randint_fill(t.data<int64_t>(), n, seed, first, low, range);
+    return t;
+#else
+    cuda_not_implemented("randint");
+#endif
+  }
   int64_t* out = t.data<int64_t>();
 #pragma omp parallel for schedule(static) if (blocks >= kMinBlocksForThreads)
   for (int64_t b = 0; b < blocks; ++b) {

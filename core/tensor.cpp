@@ -5,6 +5,7 @@
 
 #include "core/autograd.h"
 #ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/runtime.h"
 #endif
 
@@ -41,6 +42,10 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   check_shape_valid(shape);
+#ifdef ENGINE_WITH_CUDA
+  // A missing GPU is a user error with a remedy: say so, and how to run on the CPU.
+  if (device.is_cuda()) cuda::require_device(device.index);
+#endif
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
@@ -176,8 +181,13 @@ void Tensor::fill_(float value) {
   if (device().is_cpu()) {
     std::fill_n(data<float>(), numel(), value);
   } else {
+#ifdef ENGINE_WITH_CUDA
+    cuda::DeviceGuard guard(device().index);  // the kernel runs on this device's stream
+    cuda::fill(data<float>(), value, numel());
+#else
     std::vector<float> host(static_cast<std::size_t>(numel()), value);
     copy_bytes(raw_data(), device(), host.data(), Device::cpu(), nbytes());
+#endif
   }
 }
 

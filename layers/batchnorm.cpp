@@ -1,7 +1,11 @@
 // BatchNorm2d: the module owns the running statistics and the batch counter;
 // the op (core/ops.h: batch_norm2d) normalises and updates the statistics.
+#include "core/dispatch.h"
 #include "core/ops.h"
 #include "layers/layers.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/elementwise.h"
+#endif
 
 namespace engine {
 namespace {
@@ -12,11 +16,13 @@ void increment_counter(Tensor& counter) {
     counter.data<int64_t>()[0] += 1;
     return;
   }
-  // No I64 arithmetic on the GPU yet: a round trip through the host (a
-  // synchronisation; an I64 increment kernel will replace it).
-  Tensor host = counter.to(Device::cpu());
-  host.data<int64_t>()[0] += 1;
-  counter.copy_(host);
+#ifdef ENGINE_WITH_CUDA
+  // A one-thread kernel on the device: no round trip through the host, so a
+  // training step never waits here.
+  cuda::increment_i64(counter.data<int64_t>());
+#else
+  cuda_not_implemented("BatchNorm2d: num_batches_tracked += 1");
+#endif
 }
 
 }  // namespace

@@ -8,10 +8,53 @@
 #include "core/autograd.h"
 #include "core/dispatch.h"
 #include "kernels/cpu/adam.h"
+#ifdef ENGINE_WITH_CUDA
+#include <cstring>
+
+#include "kernels/cuda/adam.h"
+#include "kernels/cuda/runtime.h"
+#endif
 
 namespace engine {
 
 // --- Adam --------------------------------------------------------------------------------
+
+#ifdef ENGINE_WITH_CUDA
+namespace {
+
+// The CUDA parameters of one step on one device, updated by ONE launch
+// (kernels/cuda/adam.h): their pointers and their per-step constants.
+struct CudaAdamBatch {
+  std::vector<cuda::AdamTensor> tensors;
+  std::vector<AdamStepConstants> constants;
+};
+
+// Uploads the batch's two arrays into one device buffer, [tensors][constants],
+// and launches. The host arrays go through the driver's staging copy
+// (copy_host_to_device returns once they may be reused), and the device buffer
+// is released to the caching allocator right after the launch: safe, as any
+// reuse is queued behind the kernel on the same stream.
+void launch_cuda_adam(Device device, CudaAdamBatch& batch) {
+  const int64_t count = static_cast<int64_t>(batch.tensors.size());
+  const int64_t total_chunks = cuda::plan_adam_chunks(batch.tensors.data(), count);
+  const std::size_t tensor_bytes = batch.tensors.size() * sizeof(cuda::AdamTensor);
+  const std::size_t constant_bytes = batch.constants.size() * sizeof(AdamStepConstants);
+  std::vector<unsigned char> packed(tensor_bytes + constant_bytes);
+  std::memcpy(packed.data(), batch.tensors.data(), tensor_bytes);
+  std::memcpy(packed.data() + tensor_bytes, batch.constants.data(), constant_bytes);
+  static_assert(sizeof(cuda::AdamTensor) % alignof(AdamStepConstants) == 0, "constants follow the tensors aligned");
+
+  const int64_t words = static_cast<int64_t>((packed.size() + sizeof(float) - 1) / sizeof(float));
+  Tensor buffer = Tensor::empty({words}, DType::F32, device);  // 256-byte aligned: fine for both arrays
+  cuda::DeviceGuard guard(device.index);
+  cuda::copy_host_to_device(buffer.raw_data(), packed.data(), packed.size(), device.index);
+  auto* base = static_cast<unsigned char*>(buffer.raw_data());
+  cuda::adam_step_multi_tensor(reinterpret_cast<const cuda::AdamTensor*>(base), count,
+                               reinterpret_cast<const AdamStepConstants*>(base + tensor_bytes), total_chunks);
+}
+
+}  // namespace
+#endif
 
 Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay)
     : params_(std::move(params)), state_(params_.size()), lr_(lr), beta1_(beta1), beta2_(beta2), eps_(eps),
@@ -47,6 +90,9 @@ int64_t Adam::step_count(std::size_t index) const {
 
 void Adam::step() {
   autograd::NoGradGuard no_grad;
+#ifdef ENGINE_WITH_CUDA
+  std::map<int, CudaAdamBatch> cuda_batches;  // by device index: one launch per device
+#endif
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Tensor& param = params_[i];
     const Tensor grad = param.grad();
@@ -79,12 +125,25 @@ void Adam::step() {
     c.eps = static_cast<float>(eps_);
     c.weight_decay = static_cast<float>(weight_decay_);
 
-    if (param.device().is_cpu())
+    if (param.device().is_cpu()) {
       cpu::adam_step(param.data<float>(), grad.data<float>(), s.exp_avg.data<float>(), s.exp_avg_sq.data<float>(),
                      param.numel(), c);
-    else
+    } else {
+#ifdef ENGINE_WITH_CUDA
+      // Collected here, updated below by one multi-tensor launch per device.
+      CudaAdamBatch& batch = cuda_batches[param.device().index];
+      batch.tensors.push_back({param.data<float>(), grad.data<float>(), s.exp_avg.data<float>(),
+                               s.exp_avg_sq.data<float>(), param.numel(), 0,
+                               static_cast<int64_t>(batch.constants.size())});
+      batch.constants.push_back(c);
+#else
       cuda_not_implemented("adam_step");
+#endif
+    }
   }
+#ifdef ENGINE_WITH_CUDA
+  for (auto& [index, batch] : cuda_batches) launch_cuda_adam(Device::cuda(index), batch);
+#endif
 }
 
 void Adam::zero_grad() {

@@ -13,6 +13,9 @@
 #include "core/dispatch.h"
 #include "core/ops.h"
 #include "kernels/cpu/batchnorm.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/batchnorm.h"
+#endif
 
 namespace engine {
 namespace {
@@ -63,22 +66,44 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
     cpu::batchnorm_apply(x.data<float>(), mean.data<float>(), inv_std.data<float>(), weight.data<float>(),
                          bias.data<float>(), y.data<float>(), batch, channels, spatial);
   } else {
+#ifdef ENGINE_WITH_CUDA
+    if (training)
+      cuda::batchnorm_batch_stats(x.data<float>(), batch, channels, spatial, momentum, eps, mean.data<float>(),
+                                  inv_std.data<float>(), running_mean.data<float>(), running_var.data<float>());
+    else
+      cuda::batchnorm_running_stats(running_mean.data<float>(), running_var.data<float>(), channels, eps,
+                                    mean.data<float>(), inv_std.data<float>());
+    cuda::batchnorm_apply(x.data<float>(), mean.data<float>(), inv_std.data<float>(), weight.data<float>(),
+                          bias.data<float>(), y.data<float>(), batch, channels, spatial);
+#else
     cuda_not_implemented(kOp);
+#endif
   }
 
   if (autograd::needs_grad({&x, &weight, &bias})) {
     Tensor saved_x = x.detach(), saved_weight = weight.detach();
     const bool grad_x = x.requires_grad(), grad_weight = weight.requires_grad(), grad_bias = bias.requires_grad();
     autograd::record(kOp, y, {x, weight, bias}, [=](const Tensor& grad_y) {
-      if (!grad_y.device().is_cpu()) cuda_not_implemented(kOp);
       std::vector<Tensor> grads(3);
       if (grad_x) grads[0] = Tensor::zeros_like(saved_x);
       if (grad_weight) grads[1] = Tensor::zeros_like(saved_weight);
       if (grad_bias) grads[2] = Tensor::zeros_like(saved_weight);
-      cpu::batchnorm_backward(saved_x.data<float>(), grad_y.data<float>(), mean.data<float>(), inv_std.data<float>(),
-                              saved_weight.data<float>(), training, grad_x ? grads[0].data<float>() : nullptr,
-                              grad_weight ? grads[1].data<float>() : nullptr,
-                              grad_bias ? grads[2].data<float>() : nullptr, batch, channels, spatial);
+      float* grad_x_data = grad_x ? grads[0].data<float>() : nullptr;
+      float* grad_weight_data = grad_weight ? grads[1].data<float>() : nullptr;
+      float* grad_bias_data = grad_bias ? grads[2].data<float>() : nullptr;
+      if (grad_y.device().is_cpu()) {
+        cpu::batchnorm_backward(saved_x.data<float>(), grad_y.data<float>(), mean.data<float>(),
+                                inv_std.data<float>(), saved_weight.data<float>(), training, grad_x_data,
+                                grad_weight_data, grad_bias_data, batch, channels, spatial);
+      } else {
+#ifdef ENGINE_WITH_CUDA
+        cuda::batchnorm_backward(saved_x.data<float>(), grad_y.data<float>(), mean.data<float>(),
+                                 inv_std.data<float>(), saved_weight.data<float>(), training, grad_x_data,
+                                 grad_weight_data, grad_bias_data, batch, channels, spatial);
+#else
+        cuda_not_implemented(kOp);
+#endif
+      }
       return grads;
     });
   }

@@ -8,6 +8,9 @@
 #include "core/dispatch.h"
 #include "core/ops.h"
 #include "kernels/cpu/concat.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/concat.h"
+#endif
 
 namespace engine {
 namespace {
@@ -58,11 +61,17 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
   out_shape[static_cast<std::size_t>(dim)] = total;
 
   Tensor out = Tensor::empty(out_shape, first.dtype(), first.device());
-  if (first.device().is_cpu())
+  if (first.device().is_cpu()) {
     cpu::concat_forward(sources.data(), extents.data(), static_cast<int64_t>(tensors.size()), out.raw_data(), outer,
                         inner, dtype_size(first.dtype()));
-  else
+  } else {
+#ifdef ENGINE_WITH_CUDA
+    cuda::concat_forward(sources.data(), extents.data(), static_cast<int64_t>(tensors.size()), out.raw_data(), outer,
+                         inner, dtype_size(first.dtype()));
+#else
     cuda_not_implemented("concat");
+#endif
+  }
 
   if (autograd::needs_grad(tensors)) {
     // Each input's gradient is its slice of the output gradient.
@@ -73,7 +82,6 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
       wants_grad.push_back(t.requires_grad());
     }
     autograd::record("concat", out, tensors, [=](const Tensor& grad_out) {
-      if (!grad_out.device().is_cpu()) cuda_not_implemented("concat");
       std::vector<Tensor> grads(shapes.size());
       std::vector<float*> destinations(shapes.size(), nullptr);
       for (std::size_t k = 0; k < shapes.size(); ++k) {
@@ -81,8 +89,17 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
         grads[k] = Tensor::zeros(shapes[k], DType::F32, grad_out.device());
         destinations[k] = grads[k].data<float>();
       }
-      cpu::concat_backward(grad_out.data<float>(), extents.data(), static_cast<int64_t>(shapes.size()),
-                           destinations.data(), outer, inner);
+      if (grad_out.device().is_cpu()) {
+        cpu::concat_backward(grad_out.data<float>(), extents.data(), static_cast<int64_t>(shapes.size()),
+                             destinations.data(), outer, inner);
+      } else {
+#ifdef ENGINE_WITH_CUDA
+        cuda::concat_backward(grad_out.data<float>(), extents.data(), static_cast<int64_t>(shapes.size()),
+                              destinations.data(), outer, inner);
+#else
+        cuda_not_implemented("concat");
+#endif
+      }
       return grads;
     });
   }

@@ -1,11 +1,16 @@
 // conv2d and conv_transpose2d: argument checks, kernel dispatch, autograd.
-// The kernels (im2col + GEMM) are in kernels/cpu/conv.{h,cpp}; the math in
-// docs/conv.md.
+// The CPU kernels (im2col + GEMM) are in kernels/cpu/conv.{h,cpp}, the math
+// in docs/conv.md; the CUDA kernels (cuDNN or our implicit GEMM, chosen at
+// run time) in kernels/cuda/conv.{h,cu} and docs/cuda_conv.md.
 #include "core/autograd.h"
 #include "core/dispatch.h"
 #include "core/ops.h"
 #include "kernels/common/conv_params.h"
 #include "kernels/cpu/conv.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/conv.h"
+#include "kernels/cuda/runtime.h"
+#endif
 
 namespace engine {
 namespace {
@@ -80,7 +85,16 @@ Tensor conv_op(const char* op, ConvKind kind, const Tensor& x, const Tensor& wei
     else
       cpu::conv2d_forward(p, x.data<float>(), weight.data<float>(), b, y.data<float>());
   } else {
+#ifdef ENGINE_WITH_CUDA
+    cuda::DeviceGuard device_guard(x.device().index);
+    const float* b = bias.defined() ? bias.data<float>() : nullptr;
+    if (transposed)
+      cuda::conv_transpose2d_forward(p, x.data<float>(), weight.data<float>(), b, y.data<float>());
+    else
+      cuda::conv2d_forward(p, x.data<float>(), weight.data<float>(), b, y.data<float>());
+#else
     cuda_not_implemented(op);
+#endif
   }
 
   if (autograd::needs_grad({&x, &weight, &bias})) {
@@ -92,7 +106,6 @@ Tensor conv_op(const char* op, ConvKind kind, const Tensor& x, const Tensor& wei
     const Shape x_shape = x.shape(), weight_shape = weight.shape();
     autograd::record(op, y, {x, weight, bias}, [=](const Tensor& grad_y) {
       std::vector<Tensor> grads(3);
-      if (!grad_y.device().is_cpu()) cuda_not_implemented(op);
       if (grad_x) grads[0] = Tensor::zeros(x_shape, DType::F32, grad_y.device());
       if (grad_weight) grads[1] = Tensor::zeros(weight_shape, DType::F32, grad_y.device());
       if (grad_bias) grads[2] = Tensor::zeros({p.out_channels}, DType::F32, grad_y.device());
@@ -101,10 +114,22 @@ Tensor conv_op(const char* op, ConvKind kind, const Tensor& x, const Tensor& wei
       float* gx = grad_x ? grads[0].data<float>() : nullptr;
       float* gw = grad_weight ? grads[1].data<float>() : nullptr;
       float* gb = grad_bias ? grads[2].data<float>() : nullptr;
-      if (transposed)
-        cpu::conv_transpose2d_backward(p, xd, wd, grad_y.data<float>(), gx, gw, gb);
-      else
-        cpu::conv2d_backward(p, xd, wd, grad_y.data<float>(), gx, gw, gb);
+      if (grad_y.device().is_cpu()) {
+        if (transposed)
+          cpu::conv_transpose2d_backward(p, xd, wd, grad_y.data<float>(), gx, gw, gb);
+        else
+          cpu::conv2d_backward(p, xd, wd, grad_y.data<float>(), gx, gw, gb);
+      } else {
+#ifdef ENGINE_WITH_CUDA
+        cuda::DeviceGuard device_guard(grad_y.device().index);
+        if (transposed)
+          cuda::conv_transpose2d_backward(p, xd, wd, grad_y.data<float>(), gx, gw, gb);
+        else
+          cuda::conv2d_backward(p, xd, wd, grad_y.data<float>(), gx, gw, gb);
+#else
+        cuda_not_implemented(op);
+#endif
+      }
       return grads;
     });
   }

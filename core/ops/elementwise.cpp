@@ -3,6 +3,9 @@
 #include "core/dispatch.h"
 #include "core/ops.h"
 #include "kernels/cpu/elementwise.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/elementwise.h"
+#endif
 
 namespace engine {
 namespace {
@@ -91,7 +94,15 @@ Tensor binary(const char* op, BinaryKind kind, const Tensor& a, const Tensor& b)
       case BinaryKind::Mul: cpu::mul_forward(a.data<float>(), plan.a, b.data<float>(), plan.b, out.data<float>(), plan.rows, plan.cols); break;
     }
   } else {
+#ifdef ENGINE_WITH_CUDA
+    switch (kind) {
+      case BinaryKind::Add: cuda::add_forward(a.data<float>(), plan.a, b.data<float>(), plan.b, out.data<float>(), plan.rows, plan.cols); break;
+      case BinaryKind::Sub: cuda::sub_forward(a.data<float>(), plan.a, b.data<float>(), plan.b, out.data<float>(), plan.rows, plan.cols); break;
+      case BinaryKind::Mul: cuda::mul_forward(a.data<float>(), plan.a, b.data<float>(), plan.b, out.data<float>(), plan.rows, plan.cols); break;
+    }
+#else
     cuda_not_implemented(op);
+#endif
   }
 
   if (autograd::needs_grad({&a, &b})) {
@@ -102,19 +113,31 @@ Tensor binary(const char* op, BinaryKind kind, const Tensor& a, const Tensor& b)
     const Shape shape_a = a.shape(), shape_b = b.shape();
     autograd::record(op, out, {a, b}, [=](const Tensor& grad_out) {
       std::vector<Tensor> grads(2);
-      if (!grad_out.device().is_cpu()) cuda_not_implemented(op);
+      // The backend's broadcast_backward: cpu:: or cuda::, same arguments.
+      auto broadcast_backward = [&](const float* factor, BroadcastOperand factor_layout, float sign, Tensor& grad,
+                                    BroadcastOperand grad_layout) {
+        if (grad_out.device().is_cpu()) {
+          cpu::broadcast_backward(grad_out.data<float>(), factor, factor_layout, sign, grad.data<float>(), grad_layout,
+                                  plan.rows, plan.cols);
+        } else {
+#ifdef ENGINE_WITH_CUDA
+          cuda::broadcast_backward(grad_out.data<float>(), factor, factor_layout, sign, grad.data<float>(),
+                                   grad_layout, plan.rows, plan.cols);
+#else
+          cuda_not_implemented(op);
+#endif
+        }
+      };
       if (grad_a) {
         grads[0] = Tensor::zeros(shape_a, DType::F32, grad_out.device());
         const float* factor = kind == BinaryKind::Mul ? saved_b.data<float>() : nullptr;
-        cpu::broadcast_backward(grad_out.data<float>(), factor, plan.b, 1.0f, grads[0].data<float>(), plan.a,
-                                plan.rows, plan.cols);
+        broadcast_backward(factor, plan.b, 1.0f, grads[0], plan.a);
       }
       if (grad_b) {
         grads[1] = Tensor::zeros(shape_b, DType::F32, grad_out.device());
         const float* factor = kind == BinaryKind::Mul ? saved_a.data<float>() : nullptr;
         const float sign = kind == BinaryKind::Sub ? -1.0f : 1.0f;
-        cpu::broadcast_backward(grad_out.data<float>(), factor, plan.a, sign, grads[1].data<float>(), plan.b,
-                                plan.rows, plan.cols);
+        broadcast_backward(factor, plan.a, sign, grads[1], plan.b);
       }
       return grads;
     });
@@ -125,15 +148,27 @@ Tensor binary(const char* op, BinaryKind kind, const Tensor& a, const Tensor& b)
 Tensor affine(const char* op, const Tensor& a, float factor, float offset) {
   check_float32(op, "a", a);
   Tensor out = Tensor::empty_like(a);
-  if (a.device().is_cpu())
+  if (a.device().is_cpu()) {
     cpu::affine_forward(a.data<float>(), factor, offset, out.data<float>(), a.numel());
-  else
+  } else {
+#ifdef ENGINE_WITH_CUDA
+    cuda::affine_forward(a.data<float>(), factor, offset, out.data<float>(), a.numel());
+#else
     cuda_not_implemented(op);
+#endif
+  }
   if (autograd::needs_grad({&a})) {
     autograd::record(op, out, {a}, [op, factor](const Tensor& grad_out) {
       Tensor grad = Tensor::zeros_like(grad_out);
-      if (!grad_out.device().is_cpu()) cuda_not_implemented(op);
-      cpu::affine_backward(grad_out.data<float>(), factor, grad.data<float>(), grad.numel());
+      if (grad_out.device().is_cpu()) {
+        cpu::affine_backward(grad_out.data<float>(), factor, grad.data<float>(), grad.numel());
+      } else {
+#ifdef ENGINE_WITH_CUDA
+        cuda::affine_backward(grad_out.data<float>(), factor, grad.data<float>(), grad.numel());
+#else
+        cuda_not_implemented(op);
+#endif
+      }
       return std::vector<Tensor>{grad};
     });
   }
@@ -153,10 +188,15 @@ void accumulate_(Tensor& dst, const Tensor& src) {
   check_float32("accumulate_", "src", src);
   check_same_device("accumulate_", "dst", dst, "src", src);
   check_shape("accumulate_", "src", src, dst.shape());
-  if (dst.device().is_cpu())
+  if (dst.device().is_cpu()) {
     cpu::accumulate(dst.data<float>(), src.data<float>(), dst.numel());
-  else
+  } else {
+#ifdef ENGINE_WITH_CUDA
+    cuda::accumulate(dst.data<float>(), src.data<float>(), dst.numel());
+#else
     cuda_not_implemented("accumulate_");
+#endif
+  }
 }
 
 }  // namespace engine

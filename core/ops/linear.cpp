@@ -1,9 +1,14 @@
 // linear: y = x W^T + b (F.linear). Argument checks, kernel dispatch,
-// autograd. The kernels are in kernels/cpu/linear.{h,cpp}.
+// autograd. The kernels are in kernels/cpu/linear.{h,cpp} and
+// kernels/cuda/linear.{h,cu} (cuBLAS or our tiled GEMM, chosen at run time).
 #include "core/autograd.h"
 #include "core/dispatch.h"
 #include "core/ops.h"
 #include "kernels/cpu/linear.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/linear.h"
+#include "kernels/cuda/runtime.h"
+#endif
 
 namespace engine {
 
@@ -31,7 +36,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     cpu::linear_forward(x.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
                         y.data<float>(), batch, in_features, out_features);
   } else {
+#ifdef ENGINE_WITH_CUDA
+    cuda::DeviceGuard device_guard(x.device().index);
+    cuda::linear_forward(x.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
+                         y.data<float>(), batch, in_features, out_features);
+#else
     cuda_not_implemented(op);
+#endif
   }
 
   if (autograd::needs_grad({&x, &weight, &bias})) {
@@ -42,14 +53,24 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     Tensor saved_weight = grad_x ? weight.detach() : Tensor();
     autograd::record(op, y, {x, weight, bias}, [=](const Tensor& grad_y) {
       std::vector<Tensor> grads(3);
-      if (!grad_y.device().is_cpu()) cuda_not_implemented(op);
       if (grad_x) grads[0] = Tensor::zeros({batch, in_features}, DType::F32, grad_y.device());
       if (grad_weight) grads[1] = Tensor::zeros({out_features, in_features}, DType::F32, grad_y.device());
       if (grad_bias) grads[2] = Tensor::zeros({out_features}, DType::F32, grad_y.device());
-      cpu::linear_backward(grad_weight ? saved_x.data<float>() : nullptr, grad_x ? saved_weight.data<float>() : nullptr,
-                           grad_y.data<float>(), grad_x ? grads[0].data<float>() : nullptr,
-                           grad_weight ? grads[1].data<float>() : nullptr, grad_bias ? grads[2].data<float>() : nullptr,
-                           batch, in_features, out_features);
+      const float* xd = grad_weight ? saved_x.data<float>() : nullptr;
+      const float* wd = grad_x ? saved_weight.data<float>() : nullptr;
+      float* gx = grad_x ? grads[0].data<float>() : nullptr;
+      float* gw = grad_weight ? grads[1].data<float>() : nullptr;
+      float* gb = grad_bias ? grads[2].data<float>() : nullptr;
+      if (grad_y.device().is_cpu()) {
+        cpu::linear_backward(xd, wd, grad_y.data<float>(), gx, gw, gb, batch, in_features, out_features);
+      } else {
+#ifdef ENGINE_WITH_CUDA
+        cuda::DeviceGuard device_guard(grad_y.device().index);
+        cuda::linear_backward(xd, wd, grad_y.data<float>(), gx, gw, gb, batch, in_features, out_features);
+#else
+        cuda_not_implemented(op);
+#endif
+      }
       return grads;
     });
   }

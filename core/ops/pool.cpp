@@ -4,6 +4,9 @@
 #include "core/dispatch.h"
 #include "core/ops.h"
 #include "kernels/cpu/pool.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/pool.h"
+#endif
 
 namespace engine {
 
@@ -22,20 +25,34 @@ Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride) {
   const int64_t out_width = (width - kernel) / stride + 1;
 
   Tensor y = Tensor::empty({batch, channels, out_height, out_width}, DType::F32, x.device());
-  if (x.device().is_cpu())
+  if (x.device().is_cpu()) {
     cpu::avg_pool2d_forward(x.data<float>(), y.data<float>(), batch * channels, height, width, kernel, stride,
                             out_height, out_width);
-  else
+  } else {
+#ifdef ENGINE_WITH_CUDA
+    cuda::avg_pool2d_forward(x.data<float>(), y.data<float>(), batch * channels, height, width, kernel, stride,
+                             out_height, out_width);
+#else
     cuda_not_implemented("avg_pool2d");
+#endif
+  }
 
   if (autograd::needs_grad({&x})) {
     // Linear in x: the backward needs only the geometry.
     const Shape x_shape = x.shape();
     autograd::record("avg_pool2d", y, {x}, [=](const Tensor& grad_y) {
-      if (!grad_y.device().is_cpu()) cuda_not_implemented("avg_pool2d");
       Tensor grad_x = Tensor::zeros(x_shape, DType::F32, grad_y.device());
-      cpu::avg_pool2d_backward(grad_y.data<float>(), grad_x.data<float>(), batch * channels, height, width, kernel,
-                               stride, out_height, out_width);
+      if (grad_y.device().is_cpu()) {
+        cpu::avg_pool2d_backward(grad_y.data<float>(), grad_x.data<float>(), batch * channels, height, width, kernel,
+                                 stride, out_height, out_width);
+      } else {
+#ifdef ENGINE_WITH_CUDA
+        cuda::avg_pool2d_backward(grad_y.data<float>(), grad_x.data<float>(), batch * channels, height, width,
+                                  kernel, stride, out_height, out_width);
+#else
+        cuda_not_implemented("avg_pool2d");
+#endif
+      }
       return std::vector<Tensor>{grad_x};
     });
   }

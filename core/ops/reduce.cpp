@@ -3,6 +3,10 @@
 #include "core/dispatch.h"
 #include "core/ops.h"
 #include "kernels/cpu/reduce.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/reduce.h"
+#endif
 
 namespace engine {
 namespace {
@@ -18,14 +22,28 @@ Tensor reduce_all(const char* op, const Tensor& a, bool average) {
     cpu::sum_forward(a.data<float>(), out.data<float>(), n);
     out.data<float>()[0] *= factor;
   } else {
+#ifdef ENGINE_WITH_CUDA
+    // The sum stays on the device; the mean's scaling is a one-element
+    // affine kernel (out * factor + 0: the same float product as the CPU's).
+    cuda::sum_forward(a.data<float>(), out.data<float>(), n);
+    if (average) cuda::affine_forward(out.data<float>(), factor, 0.0f, out.data<float>(), 1);
+#else
     cuda_not_implemented(op);
+#endif
   }
   if (autograd::needs_grad({&a})) {
     const Shape shape = a.shape();
     autograd::record(op, out, {a}, [op, shape, factor](const Tensor& grad_out) {
       Tensor grad = Tensor::zeros(shape, DType::F32, grad_out.device());
-      if (!grad_out.device().is_cpu()) cuda_not_implemented(op);
-      cpu::sum_backward(grad_out.data<float>(), factor, grad.data<float>(), grad.numel());
+      if (grad_out.device().is_cpu()) {
+        cpu::sum_backward(grad_out.data<float>(), factor, grad.data<float>(), grad.numel());
+      } else {
+#ifdef ENGINE_WITH_CUDA
+        cuda::sum_backward(grad_out.data<float>(), factor, grad.data<float>(), grad.numel());
+#else
+        cuda_not_implemented(op);
+#endif
+      }
       return std::vector<Tensor>{grad};
     });
   }
@@ -44,21 +62,35 @@ Tensor mse_loss(const Tensor& pred, const Tensor& target) {
   check_shape("mse_loss", "target", target, pred.shape());
   ENGINE_CHECK(pred.numel() > 0, "mse_loss: argument 'pred': empty tensor");
   Tensor out = Tensor::empty({}, DType::F32, pred.device());
-  if (pred.device().is_cpu())
+  if (pred.device().is_cpu()) {
     cpu::mse_forward(pred.data<float>(), target.data<float>(), out.data<float>(), pred.numel());
-  else
+  } else {
+#ifdef ENGINE_WITH_CUDA
+    cuda::mse_forward(pred.data<float>(), target.data<float>(), out.data<float>(), pred.numel());
+#else
     cuda_not_implemented("mse_loss");
+#endif
+  }
   if (autograd::needs_grad({&pred, &target})) {
     Tensor p = pred.detach(), t = target.detach();
     const bool grad_pred = pred.requires_grad(), grad_target = target.requires_grad();
     autograd::record("mse_loss", out, {pred, target}, [=](const Tensor& grad_out) {
       std::vector<Tensor> grads(2);
-      if (!grad_out.device().is_cpu()) cuda_not_implemented("mse_loss");
       if (grad_pred) grads[0] = Tensor::zeros_like(p);
       if (grad_target) grads[1] = Tensor::zeros_like(t);
-      cpu::mse_backward(p.data<float>(), t.data<float>(), grad_out.data<float>(),
-                        grad_pred ? grads[0].data<float>() : nullptr,
-                        grad_target ? grads[1].data<float>() : nullptr, p.numel());
+      float* grad_pred_data = grad_pred ? grads[0].data<float>() : nullptr;
+      float* grad_target_data = grad_target ? grads[1].data<float>() : nullptr;
+      if (grad_out.device().is_cpu()) {
+        cpu::mse_backward(p.data<float>(), t.data<float>(), grad_out.data<float>(), grad_pred_data, grad_target_data,
+                          p.numel());
+      } else {
+#ifdef ENGINE_WITH_CUDA
+        cuda::mse_backward(p.data<float>(), t.data<float>(), grad_out.data<float>(), grad_pred_data,
+                           grad_target_data, p.numel());
+#else
+        cuda_not_implemented("mse_loss");
+#endif
+      }
       return grads;
     });
   }
