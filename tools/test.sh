@@ -14,6 +14,8 @@ if ! tools/fetch_mnist.sh; then
   echo "test.sh: WARNING: could not fetch MNIST; the tests that train on it will be skipped" >&2
 fi
 BUILD_DIR=${BUILD_DIR:-build}
+# ctest runs tests in parallel on few cores: spinning OpenMP threads would starve each other.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 cmake -S . -B "$BUILD_DIR" ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 cd "$BUILD_DIR"
