@@ -43,6 +43,7 @@
 #include "apps/common/png.h"
 #include "apps/common/report.h"
 #include "apps/common/run.h"
+#include "apps/common/training_loop.h"
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/rng.h"
@@ -241,15 +242,6 @@ Tensor sample_grid(UNet& model, const DdpmSchedule& schedule, const GridLayout& 
   return ddpm_sample(model, schedule, options, gen);
 }
 
-void write_loss_figure(const std::string& path, const std::vector<float>& losses) {
-  image::Series series;
-  for (size_t i = 0; i < losses.size(); ++i) {
-    series.x.push_back(static_cast<double>(i + 1));
-    series.y.push_back(losses[i]);
-  }
-  image::write_line_plot_png(path, {series}, {.width = 720, .height = 400, .log_y = true});
-}
-
 // The model's state dict with the schedule as metadata, so `ddpm sample`
 // rebuilds the same schedule; PyTorch's safetensors.torch.load_file ignores it.
 void save_model(const std::string& path, const UNet& model, const TrainSettings& s) {
@@ -383,7 +375,6 @@ void write_report(const run::RunFolder& folder, const TrainSettings& s, const Ru
 
 int train(const TrainSettings& s, const cli::Command& command, const std::string& command_line) {
   const run::Stopwatch wall;
-  run::clear_interrupt();
   // Everything that can be wrong with the settings, before any work.
   const DdpmSchedule schedule = [&] {
     try {
@@ -398,17 +389,8 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
   if (std::find(grid_epochs.begin(), grid_epochs.end(), s.epochs) == grid_epochs.end()) grid_epochs.push_back(s.epochs);
   std::sort(grid_epochs.begin(), grid_epochs.end());
   const Device device = cli::resolve_device(s.common.device);
-  if (s.common.resume && !command.was_set("out"))
-    throw cli::UsageError("flag '--resume': needs --out DIR, the run folder to continue");
-  const run::RunFolder folder(s.common.out.empty() ? run::default_run_folder(std::string(kProgram) + "-" + s.model)
-                                                   : s.common.out);
-  const std::string checkpoint_path = folder.file(ckpt::kTrainingCheckpointName);
-  if (s.common.resume && !folder.exists(ckpt::kTrainingCheckpointName))
-    throw cli::UsageError("flag '--resume': the run folder '" + folder.path() + "' has no " +
-                          ckpt::kTrainingCheckpointName + " to continue from");
-  if (!s.common.resume && folder.exists(ckpt::kTrainingCheckpointName))
-    throw cli::UsageError("flag '--out': the run folder '" + folder.path() +
-                          "' already holds a run; continue it with --resume, or choose another --out");
+  const run::RunFolder folder =
+      training::open_run_folder(s.common, command, run::default_run_folder(std::string(kProgram) + "-" + s.model));
 
   const bool is_class = s.model == "class";
   const data::Dataset train_set =
@@ -425,119 +407,51 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
   data::DataLoader loader(train_set, {.batch_size = s.batch_size, .shuffle = true}, Generator(seed + 1));
   Generator noise_gen(seed + 2);
   const uint64_t grid_seed = seed + 3;
-  const int64_t steps_per_epoch = loader.num_batches();
-  const int64_t total_steps = steps_per_epoch * s.epochs;
   const GridLayout layout = is_class ? class_grid({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, kClassGridPerDigit)
                                      : time_grid(kTimeGridSamples);
 
-  run::LossHistory losses(device.is_cpu() ? 1 : 50);
-  int64_t start_epoch = 0, start_batch = 0;
-  double previous_train_seconds = 0;
-  uint64_t loader_offset_at_epoch_start = loader.generator().offset();
-  if (s.common.resume) {
-    ckpt::TrainingState state = ckpt::load_training_checkpoint(checkpoint_path);
-    ckpt::check_same_settings(state.settings, training_settings(s), checkpoint_path);
-    ckpt::check_state_fits(model, state.model, checkpoint_path, model_description(s.model, s.hidden));
-    model.load_state_dict(state.model);
-    optimizer.load_state_dict(state.optimizer);
-    lr_schedule.set_last_epoch(state.scheduler_epoch);
-    optimizer.set_lr(state.lr);
-    ENGINE_CHECK(state.generators.count("loader") && state.generators.count("noise"), "training checkpoint '",
-                 checkpoint_path, "': the loader and noise generators are missing");
-    loader_offset_at_epoch_start = state.generators.at("loader").offset();
-    noise_gen = state.generators.at("noise");
-    losses.assign(state.losses);
-    start_epoch = state.epoch;
-    start_batch = state.batch;
-    previous_train_seconds = state.train_seconds;
-  }
+  // The loop: resume, checkpoints, Ctrl-C and NaN/Inf stops (training_loop.h).
+  training::TrainingLoopSetup setup;
+  setup.program = kProgram;
+  setup.run_folder = folder.path();
+  setup.settings = training_settings(s);
+  setup.model_description = model_description(s.model, s.hidden);
+  setup.epochs = s.epochs;
+  setup.continue_command = command_line;
+  setup.resume_given = s.common.resume;
+  setup.out_given = command.was_set("out");
+  setup.loss_read_every = device.is_cpu() ? 1 : 50;
+  setup.stop_after_steps = s.stop_after_steps;
+  training::TrainingLoop loop(setup, {model, optimizer, &lr_schedule, loader, noise_gen});
+  if (s.common.resume) loop.resume();
+  run::LossHistory& losses = loop.losses();
+  const int64_t steps_per_epoch = loop.steps_per_epoch();
 
   std::cerr << kProgram << ": training " << model_description(s.model, s.hidden) << ", " << model.parameter_count()
             << " parameters, on " << device.str()
             << (device.is_cpu() ? " (" + std::to_string(thread_count()) + " threads)" : "") << "\n  "
             << train_set.description << ": " << steps_per_epoch << " steps of " << s.batch_size << " per epoch x "
             << s.epochs << " epochs, T " << s.num_steps << ", Adam lr " << s.lr << "\n  run folder: " << folder.path()
-            << (s.common.resume ? "\n  resuming at epoch " + std::to_string(start_epoch + 1) + ", step " +
+            << (s.common.resume ? "\n  resuming at epoch " + std::to_string(loop.start_epoch() + 1) + ", step " +
                                       std::to_string(losses.size())
                                 : "")
             << std::endl;
 
-  run::install_interrupt_handlers();
-  run::Progress progress({.total_steps = total_steps, .steps_per_epoch = steps_per_epoch, .epochs = s.epochs});
-  progress.start_at(losses.size());
+  loop.begin();
 
-  auto training_state = [&](int64_t epoch, int64_t batch) {
-    losses.flush();
-    ckpt::TrainingState state;
-    state.model = model.state_dict();
-    state.optimizer = optimizer.state_dict();
-    state.lr = optimizer.lr();
-    state.scheduler_epoch = lr_schedule.last_epoch();
-    state.epoch = epoch;
-    state.batch = batch;
-    state.step = losses.size();
-    state.train_seconds = previous_train_seconds + progress.train_seconds();
-    Generator loader_at_epoch_start = loader.generator();
-    loader_at_epoch_start.set_offset(loader_offset_at_epoch_start);
-    state.generators.insert_or_assign("loader", loader_at_epoch_start);
-    state.generators.insert_or_assign("noise", noise_gen);
-    state.losses = losses.values();
-    state.settings = training_settings(s);
-    return state;
+  // One step: the noise is drawn when the batch is fetched (t, eps, class
+  // dropout); the loss is the MSE between the predicted and the true noise.
+  auto step = [&](const data::Batch& batch) {
+    const DdpmTrainingBatch noised = make_ddpm_training_batch(
+        schedule, batch.images.to(device), is_class ? batch.labels : std::vector<int64_t>{}, s.p_uncond, noise_gen);
+    return mse_loss(model.forward(noised.x_t, noised.t_input, noised.class_input), noised.noise);
   };
-  auto continue_hint = [&]() {
-    return "\n  continue with: " + command_line + (s.common.resume ? "" : " --resume") +
-           (command.was_set("out") ? "" : " --out " + folder.path());
-  };
-  auto stop_for_interrupt = [&](int64_t epoch, int64_t batch) {
-    ckpt::save_training_checkpoint(checkpoint_path, training_state(epoch, batch));
-    report::write_losses_csv(folder.file("losses.csv"), losses.values(), steps_per_epoch);
-    progress.note(std::string(kProgram) + ": interrupted at step " + std::to_string(losses.size()) +
-                  "; checkpoint saved to " + checkpoint_path + continue_hint());
-    return cli::kExitInterrupted;
-  };
-  auto stop_for_divergence = [&](int64_t bad_step) {
-    progress.note(std::string(kProgram) + ": the loss became " +
-                  report::format_number(losses.values()[static_cast<size_t>(bad_step)]) + " at step " +
-                  std::to_string(bad_step + 1) + "; training stopped. The last good checkpoint (if any) is kept in " +
-                  folder.path() + "; try a smaller --lr.");
-    report::write_losses_csv(folder.file("losses.csv"), losses.values(), steps_per_epoch);
-    return cli::kExitDiverged;
-  };
-
+  // End of an epoch (the LR has decayed and the checkpoint is written): the model, the figures.
   FrameRecorder frames(s.num_steps, s.gif_frames, layout.columns);
   double final_sample_seconds = 0;
-  for (int64_t epoch = start_epoch; epoch < s.epochs; ++epoch) {
-    if (epoch == start_epoch) loader.generator().set_offset(loader_offset_at_epoch_start);
-    loader_offset_at_epoch_start = loader.generator().offset();
-    loader.start_epoch();
-    for (int64_t b = epoch == start_epoch ? start_batch : 0; b < steps_per_epoch; ++b) {
-      if (run::interrupt_requested()) return stop_for_interrupt(epoch, b);
-      const run::Stopwatch step_time;
-      const data::Batch batch = loader.batch(b);
-      // The noise is drawn when the batch is fetched: t, eps, class dropout.
-      const DdpmTrainingBatch noised = make_ddpm_training_batch(
-          schedule, batch.images.to(device), is_class ? batch.labels : std::vector<int64_t>{}, s.p_uncond, noise_gen);
-      optimizer.zero_grad();
-      const Tensor loss = mse_loss(model.forward(noised.x_t, noised.t_input, noised.class_input), noised.noise);
-      loss.backward();
-      optimizer.step();
-      losses.push(loss);
-      progress.step_done(batch.images.size(0), step_time.seconds(), losses);
-      if (const auto bad = losses.poll_non_finite()) return stop_for_divergence(*bad);
-      if (s.stop_after_steps > 0 && losses.size() == s.stop_after_steps) run::request_interrupt();
-    }
-    if (const auto bad = losses.first_non_finite()) return stop_for_divergence(*bad);
-
-    // End of the epoch: the LR decays, the checkpoint is written, then the figures.
-    lr_schedule.step();
+  auto epoch_end = [&](int64_t epoch) {
     const std::string epoch_name = std::to_string(epoch + 1);
-    // The next epoch has not drawn its shuffle yet: resume from here draws it.
-    loader_offset_at_epoch_start = loader.generator().offset();
-    ckpt::save_training_checkpoint(checkpoint_path, training_state(epoch + 1, 0));
     save_model(folder.file("model.safetensors"), model, s);
-    report::write_losses_csv(folder.file("losses.csv"), losses.values(), steps_per_epoch);
-    write_loss_figure(folder.file("loss.png"), losses.values());
     std::string wrote = "checkpoint";
     if (std::find(grid_epochs.begin(), grid_epochs.end(), epoch + 1) != grid_epochs.end()) {
       const bool last = epoch + 1 == s.epochs;
@@ -551,15 +465,11 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
       wrote += ", samples_epoch_" + epoch_name + ".png" + (last ? " and denoising.gif" : "") + " (sampled in " +
                run::format_duration(sampling.seconds()) + ")";
     }
-    progress.note("epoch " + epoch_name + "/" + std::to_string(s.epochs) + " done: mean loss " +
-                  report::format_number(losses.mean(epoch * steps_per_epoch, losses.size()), 5) + ", lr now " +
-                  report::format_number(optimizer.lr(), 4) + "; wrote " + wrote);
-    if (run::interrupt_requested()) {
-      progress.note(std::string(kProgram) + ": interrupted after epoch " + epoch_name + "; checkpoint saved to " +
-                    checkpoint_path + continue_hint());
-      return cli::kExitInterrupted;
-    }
-  }
+    loop.progress().note("epoch " + epoch_name + "/" + std::to_string(s.epochs) + " done: mean loss " +
+                         report::format_number(losses.mean(epoch * steps_per_epoch, losses.size()), 5) + ", lr now " +
+                         report::format_number(optimizer.lr(), 4) + "; wrote " + wrote);
+  };
+  if (const int status = loop.run(step, epoch_end); status != cli::kExitOk) return status;
 
   losses.flush();
   RunFacts facts;
@@ -570,8 +480,8 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
   facts.train_description = train_set.description;
   facts.steps_per_epoch = steps_per_epoch;
   facts.wall_seconds = wall.seconds();
-  facts.train_seconds = previous_train_seconds + progress.train_seconds();
-  facts.images_per_second = progress.images_per_second();
+  facts.train_seconds = loop.train_seconds();
+  facts.images_per_second = loop.progress().images_per_second();
   facts.sample_seconds = final_sample_seconds;
   facts.sample_images = layout.count;
   facts.grid_epochs = grid_epochs;

@@ -25,6 +25,7 @@
 #include "apps/common/png.h"
 #include "apps/common/report.h"
 #include "apps/common/run.h"
+#include "apps/common/training_loop.h"
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/rng.h"
@@ -227,15 +228,6 @@ void write_ood_figure(const std::string& path, UNet& model, const Tensor& digits
   image::write_grid_png(path, stack_rows(rows), kFigureGrid);
 }
 
-void write_loss_figure(const std::string& path, const std::vector<float>& losses) {
-  image::Series series;
-  for (size_t i = 0; i < losses.size(); ++i) {
-    series.x.push_back(static_cast<double>(i + 1));
-    series.y.push_back(losses[i]);
-  }
-  image::write_line_plot_png(path, {series}, {.width = 720, .height = 400, .log_y = true});
-}
-
 // --- The report ----------------------------------------------------------------------------------------
 
 struct RunFacts {
@@ -357,16 +349,7 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
           const std::string& continue_line) {
   const run::Stopwatch wall;
   const Device device = cli::setup_device(s.common);
-  if (s.common.resume && !command.was_set("out"))
-    throw cli::UsageError("flag '--resume': needs --out DIR, the run folder to continue");
-  const run::RunFolder folder(s.common.out.empty() ? run::default_run_folder(kProgram) : s.common.out);
-  const std::string checkpoint_path = folder.file(ckpt::kTrainingCheckpointName);
-  if (s.common.resume && !folder.exists(ckpt::kTrainingCheckpointName))
-    throw cli::UsageError("flag '--resume': the run folder '" + folder.path() + "' has no " +
-                          ckpt::kTrainingCheckpointName + " to continue from");
-  if (!s.common.resume && folder.exists(ckpt::kTrainingCheckpointName))
-    throw cli::UsageError("flag '--out': the run folder '" + folder.path() +
-                          "' already holds a run; continue it with --resume, or choose another --out");
+  const run::RunFolder folder = training::open_run_folder(s.common, command, run::default_run_folder(kProgram));
 
   // Data (errors name the missing file and how to fetch it).
   const data::DatasetName which = dataset_name(s.common.dataset);
@@ -385,144 +368,63 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
   data::DataLoader loader(train_set, {.batch_size = s.batch_size, .shuffle = true}, Generator(seed + 1));
   Generator noise_gen(seed + 2);
   const uint64_t eval_seed = seed + 3;
-  const int64_t steps_per_epoch = loader.num_batches();
-  const int64_t total_steps = steps_per_epoch * s.epochs;
 
-  // Where to start: from scratch, or from the checkpoint.
-  run::LossHistory losses(device.is_cpu() ? 1 : 50);
-  int64_t start_epoch = 0, start_batch = 0;
-  double previous_train_seconds = 0;
-  uint64_t loader_offset_at_epoch_start = loader.generator().offset();
-  if (s.common.resume) {
-    ckpt::TrainingState state = ckpt::load_training_checkpoint(checkpoint_path);
-    try {
-      ckpt::check_same_settings(state.settings, training_settings(s), checkpoint_path);
-    } catch (const Error& e) {
-      throw cli::UsageError(e.what());  // a command-line mistake, found before any work
-    }
-    ckpt::check_state_fits(model, state.model, checkpoint_path, "this UNet");
-    model.load_state_dict(state.model);
-    optimizer.load_state_dict(state.optimizer);
-    optimizer.set_lr(state.lr);
-    ENGINE_CHECK(state.generators.count("loader") && state.generators.count("noise"), "training checkpoint '",
-                 checkpoint_path, "': the loader and noise generators are missing");
-    loader_offset_at_epoch_start = state.generators.at("loader").offset();
-    noise_gen = state.generators.at("noise");
-    losses.assign(state.losses);
-    start_epoch = state.epoch;
-    start_batch = state.batch;
-    previous_train_seconds = state.train_seconds;
-  }
+  // The loop: resume, checkpoints, Ctrl-C and NaN/Inf stops (training_loop.h).
+  training::TrainingLoopSetup setup;
+  setup.program = kProgram;
+  setup.run_folder = folder.path();
+  setup.settings = training_settings(s);
+  setup.model_description = "this UNet";
+  setup.epochs = s.epochs;
+  setup.continue_command = continue_line;
+  setup.resume_given = s.common.resume;
+  setup.out_given = command.was_set("out");
+  setup.loss_read_every = device.is_cpu() ? 1 : 50;
+  setup.stop_after_steps = s.stop_after_steps;
+  training::TrainingLoop loop(setup, {model, optimizer, nullptr, loader, noise_gen});
+  if (s.common.resume) loop.resume();
+  run::LossHistory& losses = loop.losses();
+  const int64_t steps_per_epoch = loop.steps_per_epoch();
 
   std::cerr << kProgram << ": training UNet D=" << s.hidden << " (" << model.parameter_count() << " parameters) on "
             << device.str() << (device.is_cpu() ? " (" + std::to_string(cli::cpu_threads()) + " threads)" : "") << "\n  "
             << train_set.description << ": " << steps_per_epoch << " steps of " << s.batch_size << " per epoch x "
             << s.epochs << " epochs, sigma " << s.sigma << ", Adam lr " << s.lr << "\n  run folder: " << folder.path()
-            << (s.common.resume ? "\n  resuming at epoch " + std::to_string(start_epoch + 1) + ", step " +
+            << (s.common.resume ? "\n  resuming at epoch " + std::to_string(loop.start_epoch() + 1) + ", step " +
                                       std::to_string(losses.size())
                                 : "")
             << std::endl;
 
   // From here on Ctrl-C stops at the next step boundary with a checkpoint.
-  run::clear_interrupt();  // a flag left over from an earlier in-process run
-  run::install_interrupt_handlers();
+  loop.begin();
   write_noising_figure(folder.file("noising.png"), digits, eval_seed);
 
-  run::Progress progress({.total_steps = total_steps, .steps_per_epoch = steps_per_epoch, .epochs = s.epochs});
-  progress.start_at(losses.size());
-
-  // The state at a step boundary: what a checkpoint holds. `loader_offset`
-  // is the loader generator's offset before the start_epoch() of epoch
-  // `epoch` (0-based), so that a resume draws that epoch's order again.
-  auto training_state = [&](int64_t epoch, int64_t batch, uint64_t loader_offset) {
-    losses.flush();
-    ckpt::TrainingState state;
-    state.model = model.state_dict();
-    state.optimizer = optimizer.state_dict();
-    state.lr = optimizer.lr();
-    state.epoch = epoch;
-    state.batch = batch;
-    state.step = losses.size();
-    state.train_seconds = previous_train_seconds + progress.train_seconds();
-    Generator loader_at_epoch_start = loader.generator();
-    loader_at_epoch_start.set_offset(loader_offset);
-    state.generators.insert_or_assign("loader", loader_at_epoch_start);
-    state.generators.insert_or_assign("noise", noise_gen);
-    state.losses = losses.values();
-    state.settings = training_settings(s);
-    return state;
+  // One step: z = x + sigma * eps with fresh noise for every batch fetched; L2 loss D(z) vs x.
+  auto step = [&](const data::Batch& batch) {
+    const Tensor x = batch.images.to(device);
+    const Tensor eps = randn(x.shape(), noise_gen, device);
+    const Tensor z = add(x, scale(eps, static_cast<float>(s.sigma)));
+    return mse_loss(model.forward(z), x);
   };
-  const std::string continue_hint = "\n  continue with: " + continue_line + (s.common.resume ? "" : " --resume") +
-                                    (command.was_set("out") ? "" : " --out " + folder.path());
-  auto stop_for_interrupt = [&](int64_t epoch, int64_t batch) {
-    ckpt::save_training_checkpoint(checkpoint_path, training_state(epoch, batch, loader_offset_at_epoch_start));
-    report::write_losses_csv(folder.file("losses.csv"), losses.values(), steps_per_epoch);
-    progress.note(std::string(kProgram) + ": interrupted at step " + std::to_string(losses.size()) +
-                  "; checkpoint saved to " + checkpoint_path + continue_hint);
-    return cli::kExitInterrupted;
-  };
-
-  for (int64_t epoch = start_epoch; epoch < s.epochs; ++epoch) {
-    if (epoch == start_epoch) loader.generator().set_offset(loader_offset_at_epoch_start);
-    loader_offset_at_epoch_start = loader.generator().offset();
-    loader.start_epoch();  // draws this epoch's order from the loader's generator
-    for (int64_t b = epoch == start_epoch ? start_batch : 0; b < steps_per_epoch; ++b) {
-      if (run::interrupt_requested()) return stop_for_interrupt(epoch, b);
-      const run::Stopwatch step_time;
-      const data::Batch batch = loader.batch(b);
-      const Tensor x = batch.images.to(device);
-      const Tensor eps = randn(x.shape(), noise_gen, device);  // fresh noise for every batch fetched
-      const Tensor z = add(x, scale(eps, static_cast<float>(s.sigma)));
-      optimizer.zero_grad();
-      const Tensor loss = mse_loss(model.forward(z), x);
-      loss.backward();
-      optimizer.step();
-      losses.push(loss);
-      progress.step_done(batch.size(), step_time.seconds(), losses);
-      if (const auto bad = losses.poll_non_finite()) {
-        progress.note(std::string(kProgram) + ": the loss became " + report::format_number(losses.values()[*bad]) +
-                      " at step " + std::to_string(*bad + 1) + " (epoch " + std::to_string(epoch + 1) +
-                      "); training stopped. The last good checkpoint (if any) is kept in " + folder.path() +
-                      "; try a smaller --lr.");
-        report::write_losses_csv(folder.file("losses.csv"), losses.values(), steps_per_epoch);
-        return cli::kExitDiverged;
-      }
-      if (s.stop_after_steps > 0 && losses.size() == s.stop_after_steps) run::request_interrupt();
-    }
-
-    // End of the epoch: figures, model-only checkpoint, training checkpoint.
-    if (const auto bad = losses.first_non_finite()) {
-      progress.note(std::string(kProgram) + ": the loss became non-finite at step " + std::to_string(*bad + 1) +
-                    "; training stopped, the last good checkpoint is kept");
-      return cli::kExitDiverged;
-    }
+  // End of an epoch (after the checkpoint and the loss files): figure, model-only checkpoint.
+  auto epoch_end = [&](int64_t epoch) {
     const run::Stopwatch epoch_work;
     const std::string epoch_name = std::to_string(epoch + 1);
     write_denoised_figure(folder.file("denoised_epoch_" + epoch_name + ".png"), model, digits, s.sigma, device, eval_seed);
     model.save(folder.file("model_epoch_" + epoch_name + ".safetensors"));
-    // The next epoch has not drawn its order yet: its start offset is the current one.
-    ckpt::save_training_checkpoint(checkpoint_path, training_state(epoch + 1, 0, loader.generator().offset()));
-    report::write_losses_csv(folder.file("losses.csv"), losses.values(), steps_per_epoch);
-    write_loss_figure(folder.file("loss.png"), losses.values());
-    progress.note("epoch " + epoch_name + "/" + std::to_string(s.epochs) + " done: mean loss " +
-                  report::format_number(losses.mean((epoch)*steps_per_epoch, losses.size()), 5) +
-                  "; wrote denoised_epoch_" + epoch_name + ".png and model_epoch_" + epoch_name + ".safetensors (" +
-                  run::format_duration(epoch_work.seconds()) + ")");
-    if (run::interrupt_requested()) {
-      progress.note(std::string(kProgram) + ": interrupted after epoch " + epoch_name + "; checkpoint saved to " +
-                    checkpoint_path + continue_hint);
-      return cli::kExitInterrupted;
-    }
-  }
+    loop.progress().note("epoch " + epoch_name + "/" + std::to_string(s.epochs) + " done: mean loss " +
+                         report::format_number(losses.mean(epoch * steps_per_epoch, losses.size()), 5) +
+                         "; wrote denoised_epoch_" + epoch_name + ".png and model_epoch_" + epoch_name +
+                         ".safetensors (" + run::format_duration(epoch_work.seconds()) + ")");
+  };
+  if (const int status = loop.run(step, epoch_end); status != cli::kExitOk) return status;
 
   // Evaluation on the test set, the out-of-distribution figure, the report.
   std::cerr << kProgram << ": evaluating on " << eval_set.size() << " test images at " << kFigureSigmas.size()
             << " noise levels..." << std::endl;
   const std::vector<SigmaMse> mse = test_mse(model, eval_set, device, s.batch_size, eval_seed);
   write_ood_figure(folder.file("ood.png"), model, digits, device, eval_seed);
-  losses.flush();
-  report::write_losses_csv(folder.file("losses.csv"), losses.values(), steps_per_epoch);
-  write_loss_figure(folder.file("loss.png"), losses.values());
+  loop.write_loss_files();
 
   RunFacts facts;
   facts.command_line = command_line;
@@ -534,8 +436,8 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
   facts.eval_images = eval_set.size();
   facts.steps_per_epoch = steps_per_epoch;
   facts.wall_seconds = wall.seconds();
-  facts.train_seconds = previous_train_seconds + progress.train_seconds();
-  facts.images_per_second = progress.images_per_second();
+  facts.train_seconds = loop.train_seconds();
+  facts.images_per_second = loop.progress().images_per_second();
   facts.resumed = s.common.resume;
   write_report(folder, s, facts, losses.values(), mse);
 

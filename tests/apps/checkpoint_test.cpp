@@ -11,28 +11,16 @@
 #include "core/ops.h"
 #include "layers/optim.h"
 #include "models/unet.h"
+#include "tests/apps/app_test_util.h"
 
 namespace fs = std::filesystem;
 
 namespace engine::ckpt {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an engine::Error";
-  return "";
-}
+using app_test::error_of;
 
-std::string temp_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("engine_ckpt_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
+std::string temp_dir(const std::string& name) { return app_test::fresh_dir("engine_ckpt_test_" + name); }
 
 void expect_same_tensors(const NamedTensors& a, const NamedTensors& b) {
   ASSERT_EQ(a.size(), b.size());

@@ -2,6 +2,7 @@
 // defaults in --help, subcommands, and the error message of every kind of
 // bad command line.
 #include "apps/common/cli.h"
+#include "tests/apps/app_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -11,14 +12,9 @@ namespace engine::cli {
 namespace {
 
 // The message of the UsageError `f` throws ("" and a test failure if none).
-std::string usage_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a cli::UsageError";
-  return "";
+template <typename F>
+std::string usage_error_of(F&& f) {
+  return app_test::error_of<UsageError>(f);
 }
 
 struct Flags {

@@ -18,6 +18,7 @@
 #include "apps/common/ddpm_app.h"
 #include "apps/common/png.h"
 #include "apps/common/report.h"
+#include "tests/apps/app_test_util.h"
 
 namespace engine {
 namespace {
@@ -36,10 +37,8 @@ AppResult run_app(const std::vector<std::string>& args) {
   return {status, ::testing::internal::GetCapturedStderr()};
 }
 
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using app_test::mnist_dir;
+std::string read_bytes(const std::string& path) { return app_test::read_file(path); }
 
 // A fresh, empty folder for one test, removed when it ends.
 class TempDir {
@@ -55,21 +54,6 @@ class TempDir {
  private:
   fs::path path_;
 };
-
-std::string mnist_dir() {
-  const char* from_environment = std::getenv("ENGINE_DATA_DIR");
-  if (from_environment != nullptr && *from_environment != '\0') return from_environment;
-  return (fs::path(ENGINE_TEST_DATA_DIR) / ".." / ".." / "data" / "mnist").lexically_normal().string();
-}
-
-bool have_mnist() {
-  const fs::path dir = mnist_dir();
-  return fs::exists(dir / "train-images-idx3-ubyte") || fs::exists(dir / "train-images-idx3-ubyte.gz");
-}
-
-#define SKIP_WITHOUT_MNIST()                                                                         \
-  if (!have_mnist())                                                                                 \
-  GTEST_SKIP() << "MNIST not found in " << mnist_dir() << "; run tools/fetch_mnist.sh to download it"
 
 void expect_contains(const std::string& text, const std::string& fragment) {
   EXPECT_NE(text.find(fragment), std::string::npos) << "'" << fragment << "' not in:\n" << text;

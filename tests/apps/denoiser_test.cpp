@@ -36,6 +36,7 @@
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "models/unet.h"
+#include "tests/apps/app_test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -94,26 +95,7 @@ std::string fresh_dir(const std::string& name) {
   return dir.string();
 }
 
-// MNIST as tools/fetch_mnist.sh leaves it: $ENGINE_DATA_DIR, else <repo>/data/mnist
-// (ENGINE_TEST_DATA_DIR is <repo>/tests/data).
-std::string mnist_dir() {
-  const char* from_environment = std::getenv("ENGINE_DATA_DIR");
-  if (from_environment != nullptr && *from_environment != '\0') return from_environment;
-  return (fs::path(ENGINE_TEST_DATA_DIR) / ".." / ".." / "data" / "mnist").lexically_normal().string();
-}
-
-bool have_mnist() {
-  const std::string dir = mnist_dir();
-  for (const char* name : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                           "t10k-labels-idx1-ubyte"})
-    if (!fs::exists(fs::path(dir) / name) && !fs::exists(fs::path(dir) / (std::string(name) + ".gz"))) return false;
-  return true;
-}
-
-#define SKIP_WITHOUT_MNIST()                                                                   \
-  if (!have_mnist())                                                                           \
-  GTEST_SKIP() << "MNIST not found in " << mnist_dir()                                         \
-               << "; run tools/fetch_mnist.sh (or set ENGINE_DATA_DIR) to run this test"
+using app_test::mnist_dir;
 
 // The arguments every training run of these tests shares.
 std::vector<std::string> train_args(const std::string& out, std::vector<std::string> extra) {
@@ -128,12 +110,7 @@ const json::Value& member(const json::Value& object, const std::string& key) {
   return *value;
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using app_test::read_file;
 
 // --- The model -------------------------------------------------------------------------------------
 
@@ -357,7 +334,7 @@ TEST(Denoiser, EndToEndQuickTrainingLearnsToDenoiseAndWritesEveryFile) {
                            "checkpoint.safetensors"})
     EXPECT_TRUE(fs::exists(out + "/" + file)) << file;
 
-  const json::Value metrics = json::parse(read_all(out + "/metrics.json"));
+  const json::Value metrics = json::parse(read_file(out + "/metrics.json"));
   EXPECT_EQ(member(metrics, "steps").as_int(), 64);
   EXPECT_EQ(member(metrics, "parameters").as_int(), UNet(8, UNetConditioning::none).parameter_count());
   bool saw_half = false;
@@ -386,7 +363,7 @@ TEST(Denoiser, EndToEndQuickTrainingLearnsToDenoiseAndWritesEveryFile) {
   EXPECT_EQ(image::read_png(out + "/noising.png").width, 302);
   EXPECT_EQ(image::read_png(out + "/denoised_epoch_2.png").height, grid_height(3));
   EXPECT_EQ(image::read_png(out + "/ood.png").height, grid_height(14));
-  const std::string html = read_all(out + "/report.html");
+  const std::string html = read_file(out + "/report.html");
   for (const char* img : {"noising.png", "loss.png", "denoised_epoch_1.png", "denoised_epoch_2.png", "ood.png"})
     EXPECT_NE(html.find(std::string("<img src=\"") + img + "\""), std::string::npos) << img;
   EXPECT_NE(html.find("images/s"), std::string::npos);
@@ -496,7 +473,7 @@ TEST(Denoiser, ResumeReproducesAnUninterruptedRunBitForBit) {
   r = run_denoiser(resume_args(pieces, {"--resume"}));
   ASSERT_EQ(r.status, cli::kExitOk) << r.err;
   expect_same_run(final_state(pieces), final_state(whole));
-  EXPECT_EQ(read_all(pieces + "/losses.csv"), read_all(whole + "/losses.csv"));
+  EXPECT_EQ(read_file(pieces + "/losses.csv"), read_file(whole + "/losses.csv"));
 }
 
 TEST(Denoiser, CtrlCSavesACheckpointAndResumeMatches) {

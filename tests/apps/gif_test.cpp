@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "apps/common/gif.h"
+#include "tests/apps/app_test_util.h"
 
 namespace engine::image {
 namespace {
@@ -145,10 +146,7 @@ ParsedGif parse_gif(const std::vector<uint8_t>& bytes) {
   return gif;
 }
 
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+std::vector<uint8_t> read_bytes(const std::string& path) { return app_test::read_file_bytes(path); }
 
 Image random_image(int64_t w, int64_t h, uint32_t seed, int levels = 256) {
   std::mt19937 rng(seed);
@@ -157,16 +155,7 @@ Image random_image(int64_t w, int64_t h, uint32_t seed, int levels = 256) {
   return image;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an engine::Error";
-  return "";
-}
+using app_test::error_of;
 
 // --- Tests ---------------------------------------------------------------------------
 TEST(Gif, LzwRoundTripAtEveryLengthAndCodeSize) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "apps/common/idx.h"
+#include "tests/apps/app_test_util.h"
 
 namespace engine::data {
 namespace {
@@ -18,12 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // A fresh, empty directory for one test.
-std::string fresh_dir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("engine_idx_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
+std::string fresh_dir(const std::string& name) { return app_test::fresh_dir("engine_idx_test_" + name); }
 
 // The bytes of an IDX file of unsigned bytes: magic 0x000008<rank>, the
 // extents big-endian, the values.
@@ -62,17 +58,7 @@ std::vector<uint8_t> pattern_labels(uint32_t n) {
   return labels;
 }
 
-// The message of the engine::Error that `f` throws ("" and a failure if none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an engine::Error";
-  return "";
-}
+using app_test::error_of;
 
 void expect_pattern_dataset(const Dataset& data, uint32_t n) {
   ASSERT_EQ(data.images.shape(), (Shape{n, 1, 28, 28}));
@@ -224,11 +210,7 @@ TEST(Idx, MissingFilesNameThePathsTriedAndTheFetchCommand) {
 }
 
 // The real data, when tools/fetch_mnist.sh has been run.
-std::string mnist_dir() {
-  const char* from_environment = std::getenv("ENGINE_DATA_DIR");
-  if (from_environment != nullptr && *from_environment != '\0') return from_environment;
-  return (fs::path(ENGINE_TEST_DATA_DIR) / ".." / ".." / "data" / "mnist").lexically_normal().string();
-}
+using app_test::mnist_dir;
 
 TEST(Idx, RealMnistWhenPresent) {
   const std::string dir = mnist_dir();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "apps/common/loader.h"
+#include "tests/apps/app_test_util.h"
 
 namespace engine::data {
 namespace {
@@ -37,16 +38,7 @@ std::vector<int64_t> epoch_indices(const std::vector<Batch>& batches) {
   return all;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an engine::Error";
-  return "";
-}
+using app_test::error_of;
 
 TEST(DataLoader, EveryItemOncePerEpochAndLastPartialBatchKept) {
   const Dataset data = numbered_dataset(10);

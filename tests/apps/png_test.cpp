@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "apps/common/png.h"
+#include "tests/apps/app_test_util.h"
 
 namespace engine::image {
 namespace {
@@ -19,16 +20,7 @@ namespace fs = std::filesystem;
 
 std::string temp_path(const std::string& name) { return (fs::path(::testing::TempDir()) / name).string(); }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an engine::Error";
-  return "";
-}
+using app_test::error_of;
 
 Image random_image(int64_t w, int64_t h, int64_t channels, uint32_t seed) {
   std::mt19937 rng(seed);

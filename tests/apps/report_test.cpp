@@ -14,24 +14,19 @@
 #include "apps/common/report.h"
 #include "apps/common/run.h"
 #include "core/json.h"
+#include "tests/apps/app_test_util.h"
 
 namespace fs = std::filesystem;
 
 namespace engine {
 namespace {
 
+// An absent folder: the code under test must create it.
 std::string temp_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("engine_report_test_" + name);
-  fs::remove_all(dir);
-  return dir.string();
+  return app_test::fresh_dir("engine_report_test_" + name, /*create=*/false);
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using app_test::read_file;
 
 TEST(RunFolder, CreatesTheFolderAndChecksItIsWritable) {
   const std::string dir = temp_dir("folder") + "/a/b";
@@ -147,7 +142,7 @@ TEST(Report, HtmlEscapesAndHoldsEverySection) {
   const std::string dir = temp_dir("html");
   fs::create_directories(dir);
   page.write(dir + "/report.html");
-  EXPECT_EQ(read_all(dir + "/report.html"), html);
+  EXPECT_EQ(read_file(dir + "/report.html"), html);
 }
 
 TEST(Report, MetricsJsonParsesBack) {
@@ -157,7 +152,7 @@ TEST(Report, MetricsJsonParsesBack) {
   const std::string dir = temp_dir("json");
   fs::create_directories(dir);
   report::write_json(dir + "/metrics.json", metrics);
-  EXPECT_EQ(json::parse(read_all(dir + "/metrics.json")), metrics);
+  EXPECT_EQ(json::parse(read_file(dir + "/metrics.json")), metrics);
 }
 
 TEST(Report, LossesCsvRoundTripsEveryFloatExactly) {
@@ -165,7 +160,7 @@ TEST(Report, LossesCsvRoundTripsEveryFloatExactly) {
   const std::string dir = temp_dir("csv");
   fs::create_directories(dir);
   report::write_losses_csv(dir + "/losses.csv", losses, 2);
-  const std::string text = read_all(dir + "/losses.csv");
+  const std::string text = read_file(dir + "/losses.csv");
   EXPECT_EQ(text.substr(0, text.find('\n', text.find('\n') + 1) + 1), "step,epoch,loss\n1,1,0.25\n");
   EXPECT_NE(text.find("\n3,2,"), std::string::npos);
   EXPECT_NE(text.find("\n5,3,"), std::string::npos);
