@@ -13,6 +13,7 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "kernels/cpu/activation.h"
+#include "kernels/cpu/batchnorm.h"
 
 namespace engine {
 namespace {
@@ -68,6 +69,52 @@ void BM_BatchNorm2dTrainForward(benchmark::State& state) {
 }
 BENCHMARK(BM_BatchNorm2dTrainForward)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// The kernels alone, on buffers allocated once (no autograd, no allocation):
+// the current implementation beside the reference one it replaced
+// (kernels/cpu/batchnorm.h), so that one run compares them under the same
+// machine load. Shape [128, 64, 28, 28].
+using BatchStatsKernel = void (*)(const float*, int64_t, int64_t, int64_t, double, double, float*, float*, float*,
+                                  float*);
+using BatchNormBackwardKernel = void (*)(const float*, const float*, const float*, const float*, const float*, bool,
+                                         float*, float*, float*, int64_t, int64_t, int64_t);
+
+// Training statistics (mean, inv_std, running statistics): reads x.
+void BM_BatchNorm2dStatsKernel(benchmark::State& state, BatchStatsKernel stats) {
+  const Tensor x = random_tensor(kActivation, 1, -2.0f, 2.0f);
+  std::vector<float> mean(64), inv_std(64), running_mean(64, 0.0f), running_var(64, 1.0f);
+  for (auto _ : state) {
+    stats(x.data<float>(), 128, 64, 28 * 28, 0.1, 1e-5, mean.data(), inv_std.data(), running_mean.data(),
+          running_var.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = bytes_per_second(1.0 * x.nbytes(), state);
+}
+BENCHMARK_CAPTURE(BM_BatchNorm2dStatsKernel, fast, &cpu::batchnorm_batch_stats)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_BatchNorm2dStatsKernel, reference, &cpu::batchnorm_batch_stats_reference)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Training-mode backward, all three gradients: reads x and grad_y, grad_x += .
+void BM_BatchNorm2dBackwardKernel(benchmark::State& state, BatchNormBackwardKernel backward) {
+  const Tensor x = random_tensor(kActivation, 1, -2.0f, 2.0f), grad_y = random_tensor(kActivation, 2);
+  Tensor grad_x = Tensor::zeros(kActivation);
+  std::vector<float> mean(64, 0.0f), inv_std(64, 0.8f), weight(64, 1.0f), grad_weight(64), grad_bias(64);
+  for (auto _ : state) {
+    backward(x.data<float>(), grad_y.data<float>(), mean.data(), inv_std.data(), weight.data(), true,
+             grad_x.data<float>(), grad_weight.data(), grad_bias.data(), 128, 64, 28 * 28);
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = bytes_per_second(3.0 * x.nbytes(), state);  // read x, grad_y; write grad_x
+}
+BENCHMARK_CAPTURE(BM_BatchNorm2dBackwardKernel, fast, &cpu::batchnorm_backward)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_BatchNorm2dBackwardKernel, reference, &cpu::batchnorm_backward_reference)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 void BM_GeluForward(benchmark::State& state) {
   autograd::NoGradGuard no_grad;
   Tensor x = random_tensor(kActivation, 3, -4.0f, 4.0f);
@@ -76,19 +123,41 @@ void BM_GeluForward(benchmark::State& state) {
 }
 BENCHMARK(BM_GeluForward)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// The backward kernel alone: grad_x += grad_y * gelu'(x). Nominal traffic:
-// read x and grad_y, write grad_x (the += also reads it).
-void BM_GeluBackward(benchmark::State& state) {
-  Tensor x = random_tensor(kActivation, 4, -4.0f, 4.0f);
-  Tensor grad_y = random_tensor(kActivation, 5);
+// The kernels alone, the vectorised ones (fast_math.h) beside the erff/expf
+// reference ones: forward y = gelu(x) (read x, write y) and backward
+// grad_x += grad_y * gelu'(x) (read x and grad_y, write grad_x; the += also
+// reads it).
+using GeluForwardKernel = void (*)(const float*, float*, int64_t);
+using GeluBackwardKernel = void (*)(const float*, const float*, float*, int64_t);
+
+void BM_GeluForwardKernel(benchmark::State& state, GeluForwardKernel forward) {
+  const Tensor x = random_tensor(kActivation, 3, -4.0f, 4.0f);
+  Tensor y = Tensor::zeros(kActivation);
+  for (auto _ : state) {
+    forward(x.data<float>(), y.data<float>(), x.numel());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = bytes_per_second(2.0 * x.nbytes(), state);
+}
+BENCHMARK_CAPTURE(BM_GeluForwardKernel, fast, &cpu::gelu_forward)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GeluForwardKernel, reference, &cpu::gelu_forward_reference)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_GeluBackward(benchmark::State& state, GeluBackwardKernel backward) {
+  const Tensor x = random_tensor(kActivation, 4, -4.0f, 4.0f);
+  const Tensor grad_y = random_tensor(kActivation, 5);
   Tensor grad_x = Tensor::zeros(kActivation);
   for (auto _ : state) {
-    cpu::gelu_backward(x.data<float>(), grad_y.data<float>(), grad_x.data<float>(), x.numel());
+    backward(x.data<float>(), grad_y.data<float>(), grad_x.data<float>(), x.numel());
     benchmark::ClobberMemory();
   }
   state.counters["GB/s"] = bytes_per_second(3.0 * x.nbytes(), state);
 }
-BENCHMARK(BM_GeluBackward)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GeluBackward, fast, &cpu::gelu_backward)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GeluBackward, reference, &cpu::gelu_backward_reference)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // nn.AvgPool2d(7) on [128, 128, 7, 7] -> [128, 128, 1, 1], forward + backward.
 void BM_AvgPool2d7x7ForwardBackward(benchmark::State& state) {

@@ -10,10 +10,14 @@
 //   2. apply: y = (x - mean) * inv_std * weight + bias.
 // The backward pass takes the same mean and inv_std (saved by the op).
 //
-// Determinism: every per-channel sum is computed in double as a sum over n of
-// per-(n, c)-plane sums, each plane summed by one thread in index order, and
-// the plane sums added in order of n. The bits do not depend on the number
-// of threads.
+// How the sums are taken (batchnorm.cpp explains the details): every
+// (n, c) plane of HW values is reduced by one thread into 8 double partial
+// sums (two AVX2 registers of 4 doubles, lane l taking every 8th value), so
+// the additions vectorise; the N plane results of a channel are combined in
+// double in order of n. One pass over memory per reduction, and the order of
+// every addition is fixed by the shape alone.
+//
+// Determinism: the bits do not depend on the number of threads.
 #pragma once
 #include <cstdint>
 
@@ -26,7 +30,9 @@ namespace engine::cpu {
 // and, in place,
 //   running_mean[c] = (1 - momentum) running_mean[c] + momentum mean[c]
 //   running_var[c]  = (1 - momentum) running_var[c]  + momentum var[c] * m / (m - 1)   (unbiased)
-// Two passes over x (mean first, then squared deviations), all in double.
+// One pass over x: each plane's sum and its squared deviations from the
+// plane's own mean (the plane is still in cache), combined per channel with
+// Chan's formula in double; no E[x^2] - E[x]^2 cancellation.
 // mean, inv_std, running_mean, running_var: [C].
 void batchnorm_batch_stats(const float* x, int64_t batch, int64_t channels, int64_t spatial, double momentum,
                            double eps, float* mean, float* inv_std, float* running_mean, float* running_var);
@@ -48,10 +54,24 @@ void batchnorm_apply(const float* x, const float* mean, const float* inv_std, co
 //                              : grad_y * weight * inv_std
 // training says whether mean and inv_std were batch statistics (functions of
 // x, differentiated through) or running statistics (constants).
+// Two passes: the two sums together (reading x and grad_y once), then grad_x.
 // x, grad_y, grad_x [N, C, HW]; weight, grad_weight, grad_bias [C].
 // Any gradient pointer may be null.
 void batchnorm_backward(const float* x, const float* grad_y, const float* mean, const float* inv_std,
                         const float* weight, bool training, float* grad_x, float* grad_weight, float* grad_bias,
                         int64_t batch, int64_t channels, int64_t spatial);
+
+// The first implementations of the two reductions, kept as the readable
+// reference for tests and benchmarks: the same results (to rounding), every
+// value accumulated one at a time in double (a serial chain of dependent
+// double additions, which the compiler may not reorder, so not vectorised);
+// the statistics in two passes over x (the mean, then the squared
+// deviations). Same arguments and determinism as above.
+void batchnorm_batch_stats_reference(const float* x, int64_t batch, int64_t channels, int64_t spatial,
+                                     double momentum, double eps, float* mean, float* inv_std, float* running_mean,
+                                     float* running_var);
+void batchnorm_backward_reference(const float* x, const float* grad_y, const float* mean, const float* inv_std,
+                                  const float* weight, bool training, float* grad_x, float* grad_weight,
+                                  float* grad_bias, int64_t batch, int64_t channels, int64_t spatial);
 
 }  // namespace engine::cpu

@@ -16,7 +16,7 @@ void binary_forward(const float* a, BroadcastOperand la, const float* b, Broadca
   const bool both_full = la.col_stride == 1 && lb.col_stride == 1 && la.row_stride == cols && lb.row_stride == cols;
   if (both_full) {  // the common case: one flat loop the compiler vectorises
     const int64_t n = rows * cols;
-#pragma omp parallel for simd schedule(static) if (n > 32768)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 32768)  // a plain if() would also switch off simd
     for (int64_t i = 0; i < n; ++i) out[i] = op(a[i], b[i]);
     return;
   }
@@ -85,17 +85,17 @@ void broadcast_backward(const float* grad_out, const float* factor, BroadcastOpe
 }
 
 void affine_forward(const float* a, float factor, float offset, float* out, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > 32768)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 32768)  // a plain if() would also switch off simd
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] * factor + offset;
 }
 
 void affine_backward(const float* grad_out, float factor, float* grad_a, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > 32768)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 32768)  // a plain if() would also switch off simd
   for (int64_t i = 0; i < n; ++i) grad_a[i] += grad_out[i] * factor;
 }
 
 void accumulate(float* dst, const float* src, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > 32768)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 32768)  // a plain if() would also switch off simd
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 

@@ -33,7 +33,7 @@ void sum_forward(const float* x, float* out, int64_t n) {
 
 void sum_backward(const float* grad_out, float factor, float* grad_x, int64_t n) {
   const float g = grad_out[0] * factor;
-#pragma omp parallel for simd schedule(static) if (n > 32768)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 32768)  // a plain if() would also switch off simd
   for (int64_t i = 0; i < n; ++i) grad_x[i] += g;
 }
 
