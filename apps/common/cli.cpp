@@ -279,7 +279,10 @@ std::string Command::help() const {
   out << "Usage: " << program_ << " " << name_ << " [flags]\n\n" << summary_ << "\n\nFlags:\n";
   for (const auto& f : flags_) {
     std::string head = "  --" + f->name_;
-    if (f->type_ != Flag::Type::Bool) head += " " + f->placeholder();
+    if (f->type_ != Flag::Type::Bool) {
+      head += ' ';  // two appends: GCC 12 gives a false -Wrestrict on " " + std::string&&
+      head += f->placeholder();
+    }
     out << head << "\n      " << f->help_;
     std::vector<std::string> notes;
     if (!f->range_text().empty()) notes.push_back(f->range_text());
