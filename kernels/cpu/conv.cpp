@@ -210,7 +210,11 @@ void im2col(const ImageGeometry& g, const float* image, float* columns, int64_t 
           }
           const float* in = plane + ih * g.width;
           std::fill(out, out + cols.begin, 0.0f);
-          for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow] = in[ow * g.stride + shift];
+          if (g.stride == 1) {  // the taps of consecutive outputs are consecutive pixels: one block copy
+            std::copy(in + cols.begin + shift, in + cols.end + shift, out + cols.begin);
+          } else {
+            for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow] = in[ow * g.stride + shift];
+          }
           std::fill(out + cols.end, out + g.out_width, 0.0f);
         }
       }
@@ -235,7 +239,11 @@ void col2im_add(const ImageGeometry& g, const float* columns, int64_t columns_st
           if (ih < 0 || ih >= g.height) continue;  // fell into the padding: dropped
           const float* in = row + oh * g.out_width;
           float* out = plane + ih * g.width;
-          for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow * g.stride + shift] += in[ow];
+          if (g.stride == 1) {  // unit stride: a plain vectorisable add of two rows
+            for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow + shift] += in[ow];
+          } else {
+            for (int64_t ow = cols.begin; ow < cols.end; ++ow) out[ow * g.stride + shift] += in[ow];
+          }
         }
       }
     }
