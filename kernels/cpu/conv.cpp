@@ -253,27 +253,67 @@ void col2im_add(const ImageGeometry& g, const float* columns, int64_t columns_st
 // --- conv2d -----------------------------------------------------------------------
 // Per group of B images (P = OH OW positions each, K = C_in KH KW):
 //   columns [K, B P]        = im2col of each image, side by side
-//   out     [C_out, B P]    = weight [C_out, K] columns;  y[n] = its block + bias
+//   out     [C_out, B P]    = weight [C_out, K] columns;  out[n] (+)= its block
+// This loop serves the forward pass and, for stride 1, the data gradient.
+namespace {
 
-void conv2d_forward(const ConvParams& p, const float* x, const float* weight, const float* bias, float* y) {
-  const ImageGeometry g = conv2d_geometry(p);
+// out[n] = weight * image[n] (accumulate: out[n] += ...) for the `batch`
+// images of geometry g, weight [out_channels, g.channels KH KW] and out[n]
+// [out_channels, g.out_height g.out_width].
+void convolve_images(const ImageGeometry& g, int64_t batch, int64_t out_channels, const float* images,
+                     const float* weight, bool accumulate, float* out) {
   const int64_t K = column_rows(g), P = column_cols(g);
-  const int64_t x_image = p.in_channels * p.in_height * p.in_width;
-  const int64_t y_image = p.out_channels * P;
-  const BatchPlan plan(p.batch, P);
+  const int64_t image_size = g.channels * g.height * g.width;
+  const int64_t out_size = out_channels * P;
+  const BatchPlan plan(batch, P);
   const int64_t width = plan.group_size * P;  // columns of a full group
-  parallel_for_with_buffer(plan.groups, (K + p.out_channels) * width, [&](int64_t group, float* buffer) {
+  parallel_for_with_buffer(plan.groups, (K + out_channels) * width, [&](int64_t group, float* buffer) {
     const int64_t n0 = plan.first_image(group), count = plan.images_in(group), cols = count * P;
     float* columns = buffer;              // [K, cols]
-    float* product = buffer + K * width;  // [C_out, cols]
-    for (int64_t i = 0; i < count; ++i) im2col(g, x + (n0 + i) * x_image, columns + i * P, cols);
-    // A single image's product is its y[n] itself: write it there directly.
-    float* out = count == 1 ? y + n0 * y_image : product;
-    gemm(false, false, p.out_channels, cols, K, 1.0f, weight, K, columns, cols, 0.0f, out, cols);
-    if (count > 1) matrix_to_images(product, count, p.out_channels, P, /*accumulate=*/false, y + n0 * y_image);
-    if (bias)
-      for (int64_t i = 0; i < count; ++i) add_bias(bias, p.out_channels, P, y + (n0 + i) * y_image);
+    float* product = buffer + K * width;  // [out_channels, cols]
+    for (int64_t i = 0; i < count; ++i) im2col(g, images + (n0 + i) * image_size, columns + i * P, cols);
+    if (count == 1) {  // a single image's product is out[n] itself: the GEMM writes (or adds) there directly
+      gemm(false, false, out_channels, cols, K, 1.0f, weight, K, columns, cols, accumulate ? 1.0f : 0.0f,
+           out + n0 * out_size, cols);
+    } else {
+      gemm(false, false, out_channels, cols, K, 1.0f, weight, K, columns, cols, 0.0f, product, cols);
+      matrix_to_images(product, count, out_channels, P, accumulate, out + n0 * out_size);
+    }
   });
+}
+
+// For stride 1 the data gradient of a convolution is itself a convolution:
+//   grad_x[ci, ih, iw] = sum_{co, ki, kj} grad_y[co, ih + p - ki, iw + p - kj] weight[co, ci, ki, kj]
+// and substituting a = KH-1-ki, b = KW-1-kj turns it into
+//   sum_{co, a, b} grad_y[co, ih - (KH-1-p) + a, iw - (KW-1-p) + b] flipped[ci, co, a, b]
+// with flipped[ci, co, a, b] = weight[co, ci, KH-1-a, KW-1-b]: a conv2d of
+// grad_y, padding KH-1-p, stride 1, whose output has x's size. Computed that
+// way it is one deep GEMM (K = C_out KH KW) per image instead of a shallow
+// one (K = C_out) followed by col2im's scatter-add.
+bool data_gradient_is_a_convolution(const ConvParams& p) {
+  return p.stride == 1 && p.kernel_h == p.kernel_w && p.padding <= p.kernel_h - 1;
+}
+
+std::vector<float> flipped_transposed_weight(const ConvParams& p, const float* weight) {
+  const int64_t kh = p.kernel_h, kw = p.kernel_w;
+  std::vector<float> flipped(static_cast<std::size_t>(p.in_channels * p.out_channels * kh * kw));
+  for (int64_t co = 0; co < p.out_channels; ++co)
+    for (int64_t ci = 0; ci < p.in_channels; ++ci)
+      for (int64_t a = 0; a < kh; ++a)
+        for (int64_t b = 0; b < kw; ++b)
+          flipped[static_cast<std::size_t>(((ci * p.out_channels + co) * kh + a) * kw + b)] =
+              weight[((co * p.in_channels + ci) * kh + (kh - 1 - a)) * kw + (kw - 1 - b)];
+  return flipped;
+}
+
+}  // namespace
+
+void conv2d_forward(const ConvParams& p, const float* x, const float* weight, const float* bias, float* y) {
+  convolve_images(conv2d_geometry(p), p.batch, p.out_channels, x, weight, /*accumulate=*/false, y);
+  if (bias) {
+    const int64_t P = p.out_height * p.out_width;
+    for (int64_t n = 0; n < p.batch; ++n) add_bias(bias, p.out_channels, P, y + n * p.out_channels * P);
+  }
 }
 
 // Per group: G = grad_y of the group as [C_out, B P], columns = im2col(x) [K, B P];
@@ -290,7 +330,17 @@ void conv2d_backward(const ConvParams& p, const float* x, const float* weight, c
   const int64_t width = plan.group_size * P;
   std::vector<float> weight_partials(grad_weight ? static_cast<std::size_t>(plan.chunks * weight_size) : 0, 0.0f);
   std::vector<double> bias_partials(grad_bias ? static_cast<std::size_t>(plan.chunks * p.out_channels) : 0, 0.0);
-  const int64_t buffer_size = (grad_x || grad_weight) ? (K + p.out_channels) * width : 0;
+  // The data gradient: a convolution of grad_y for stride 1 (see above),
+  // else inside the loop below as col2im(weight^T grad_y).
+  const bool grad_x_by_convolution = grad_x && data_gradient_is_a_convolution(p);
+  if (grad_x_by_convolution) {
+    const std::vector<float> flipped = flipped_transposed_weight(p, weight);
+    const ImageGeometry of_grad_y{p.out_channels, p.out_height, p.out_width, p.kernel_h, p.kernel_w,
+                                  1,              p.kernel_h - 1 - p.padding, p.in_height, p.in_width};
+    convolve_images(of_grad_y, p.batch, p.in_channels, grad_y, flipped.data(), /*accumulate=*/true, grad_x);
+  }
+  const bool grad_x_in_loop = grad_x && !grad_x_by_convolution;
+  const int64_t buffer_size = (grad_x_in_loop || grad_weight) ? (K + p.out_channels) * width : 0;
 
   parallel_for_with_buffer(plan.chunks, buffer_size, [&](int64_t chunk, float* buffer) {
     float* columns = buffer;                  // [K, cols]
@@ -301,7 +351,7 @@ void conv2d_backward(const ConvParams& p, const float* x, const float* weight, c
       if (grad_bias)
         for (int64_t i = 0; i < count; ++i)
           add_channel_sums(gy_images + i * y_image, p.out_channels, P, bias_partials.data() + chunk * p.out_channels);
-      if (!grad_x && !grad_weight) continue;
+      if (!grad_x_in_loop && !grad_weight) continue;
       const float* gy = images_as_matrix(gy_images, count, p.out_channels, P, gathered);  // [C_out, cols]
       if (grad_weight) {
         for (int64_t i = 0; i < count; ++i) im2col(g, x + (n0 + i) * x_image, columns + i * P, cols);
@@ -309,7 +359,7 @@ void conv2d_backward(const ConvParams& p, const float* x, const float* weight, c
         gemm(false, true, p.out_channels, K, cols, 1.0f, gy, cols, columns, cols, 1.0f,
              weight_partials.data() + chunk * weight_size, K);
       }
-      if (grad_x) {
+      if (grad_x_in_loop) {
         // columns [K, cols] = weight^T [K, C_out] gy [C_out, cols]; then back to the pixels.
         gemm(true, false, K, cols, p.out_channels, 1.0f, weight, K, gy, cols, 0.0f, columns, cols);
         for (int64_t i = 0; i < count; ++i) col2im_add(g, columns + i * P, cols, grad_x + (n0 + i) * x_image);
