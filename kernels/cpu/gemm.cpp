@@ -154,11 +154,17 @@ void pack_b(bool trans_b, const float* B, int64_t ldb, int64_t k0, int64_t col0,
     const int64_t valid = std::min<int64_t>(kNR, cols - q);
     if (trans_b) {
       // op(B)[k, j] = B[j, k]: for each k, gather one value from each of
-      // the NR rows of the stored B (as in pack_a).
+      // the NR rows of the stored B (as in pack_a). A full panel runs a loop
+      // without the `j < valid` test, which the compiler does not hoist.
       const float* src[kNR];
       for (int64_t j = 0; j < kNR; ++j) src[j] = B + (col0 + q + std::min<int64_t>(j, valid - 1)) * ldb + k0;
-      for (int64_t k = 0; k < depth; ++k)
-        for (int64_t j = 0; j < kNR; ++j) panel[k * kNR + j] = j < valid ? src[j][k] : 0.0f;
+      if (valid == kNR) {
+        for (int64_t k = 0; k < depth; ++k)
+          for (int64_t j = 0; j < kNR; ++j) panel[k * kNR + j] = src[j][k];
+      } else {
+        for (int64_t k = 0; k < depth; ++k)
+          for (int64_t j = 0; j < kNR; ++j) panel[k * kNR + j] = j < valid ? src[j][k] : 0.0f;
+      }
     } else {
       // op(B)[k, j] = B[k, j]: the NR values of one k are contiguous in B.
       for (int64_t k = 0; k < depth; ++k) {
