@@ -216,13 +216,49 @@ void add_chunk_partials(int64_t chunks, const std::vector<float>& weight_partial
 
 // --- im2col and its adjoint ----------------------------------------------------
 
+namespace {
+
+// One row of the column matrix, tap (c, ki, kj), for a stride-1 convolution
+// whose output rows are as wide as the input's (W = OW: "same" padding, the
+// UNet's 3x3 / 1 / 1). Output position o = oh W + ow reads
+//     plane[(oh + ki - p) W + (ow + kj - p)] = plane[o + offset],  offset = (ki - p) W + (kj - p),
+// the same offset for every position: the row is the image plane shifted,
+// so all output rows whose input row exists are one contiguous copy. Only
+// the entries whose input column falls outside the image (ow + kj - p < 0 or
+// >= W) read a neighbouring row's pixel in that copy (or, at the very
+// start and end, would read outside the plane and are not copied); they are
+// then set to zero, one or two per output row.
+void im2col_row_same_width(const ImageGeometry& g, const float* plane, int64_t ki, int64_t kj, float* row) {
+  const int64_t W = g.width;
+  const Range rows = valid_outputs(g.height, g.out_height, ki, 1, g.padding);
+  const Range cols = valid_outputs(g.width, g.out_width, kj, 1, g.padding);
+  const int64_t offset = (ki - g.padding) * W + (kj - g.padding);
+  // Copy the entries [first, last): those of the valid rows whose source lies inside the plane.
+  const int64_t first = std::clamp(-offset, rows.begin * W, rows.end * W);
+  const int64_t last = std::clamp(g.height * W - offset, first, rows.end * W);
+  std::fill(row, row + first, 0.0f);  // rows above the image (and clipped border entries)
+  if (last > first) std::copy(plane + first + offset, plane + last + offset, row + first);
+  std::fill(row + last, row + g.out_height * W, 0.0f);  // rows below the image (and clipped border entries)
+  for (int64_t oh = rows.begin; oh < rows.end; ++oh) {  // the border columns
+    for (int64_t ow = 0; ow < cols.begin; ++ow) row[oh * W + ow] = 0.0f;
+    for (int64_t ow = cols.end; ow < W; ++ow) row[oh * W + ow] = 0.0f;
+  }
+}
+
+}  // namespace
+
 void im2col(const ImageGeometry& g, const float* image, float* columns, int64_t columns_stride) {
+  const bool same_width_stride_1 = g.stride == 1 && g.width == g.out_width;
   for (int64_t c = 0; c < g.channels; ++c) {
     const float* plane = image + c * g.height * g.width;
     for (int64_t ki = 0; ki < g.kernel_h; ++ki) {
       for (int64_t kj = 0; kj < g.kernel_w; ++kj) {
         // One row of the column matrix: tap (c, ki, kj) at every output position.
         float* row = columns + ((c * g.kernel_h + ki) * g.kernel_w + kj) * columns_stride;
+        if (same_width_stride_1) {
+          im2col_row_same_width(g, plane, ki, kj, row);
+          continue;
+        }
         const Range cols = valid_outputs(g.width, g.out_width, kj, g.stride, g.padding);
         const int64_t shift = kj - g.padding;  // tap kj of output column ow reads iw = ow * stride + shift
         for (int64_t oh = 0; oh < g.out_height; ++oh) {

@@ -290,6 +290,41 @@ TEST(Conv, Col2imIsTheAdjointOfIm2col) {
   }
 }
 
+TEST(Conv, Im2colMatchesItsDefinition) {
+  // columns[(c KH + ki) KW + kj, oh OW + ow] = image[c, oh s - p + ki, ow s - p + kj] (0 outside),
+  // entry by entry. The stride-1 "same" geometries (W == OW) take im2col's
+  // shifted-plane path, whose clipping at the plane's ends and border
+  // columns this pins down; the others take the row-by-row path.
+  for (const cpu::ImageGeometry& g :
+       {cpu::ImageGeometry{2, 5, 7, 3, 3, 1, 1, 5, 7}, cpu::ImageGeometry{3, 6, 4, 5, 5, 1, 2, 6, 4},
+        cpu::ImageGeometry{2, 3, 3, 1, 1, 1, 0, 3, 3}, cpu::ImageGeometry{1, 1, 9, 3, 3, 1, 1, 1, 9},
+        cpu::ImageGeometry{2, 7, 6, 3, 3, 2, 1, 4, 3}, cpu::ImageGeometry{3, 4, 4, 3, 3, 1, 2, 6, 6},
+        cpu::ImageGeometry{2, 6, 5, 3, 3, 1, 0, 4, 3}}) {
+    const int64_t positions = g.out_height * g.out_width;
+    const std::vector<float> image = random_tensor({g.channels * g.height * g.width}, 3).to_vector();
+    const int64_t stride = positions + 2;  // a wider row stride: the 2 spare entries must be left alone
+    std::vector<float> columns(static_cast<std::size_t>(g.channels * g.kernel_h * g.kernel_w * stride), -7.0f);
+    cpu::im2col(g, image.data(), columns.data(), stride);
+    for (int64_t c = 0; c < g.channels; ++c)
+      for (int64_t ki = 0; ki < g.kernel_h; ++ki)
+        for (int64_t kj = 0; kj < g.kernel_w; ++kj) {
+          const int64_t row = (c * g.kernel_h + ki) * g.kernel_w + kj;
+          for (int64_t oh = 0; oh < g.out_height; ++oh)
+            for (int64_t ow = 0; ow < g.out_width; ++ow) {
+              const int64_t ih = oh * g.stride - g.padding + ki, iw = ow * g.stride - g.padding + kj;
+              const bool inside = ih >= 0 && ih < g.height && iw >= 0 && iw < g.width;
+              const float expected = inside ? image[static_cast<std::size_t>((c * g.height + ih) * g.width + iw)] : 0.0f;
+              ASSERT_EQ(columns[static_cast<std::size_t>(row * stride + oh * g.out_width + ow)], expected)
+                  << "geometry " << g.height << "x" << g.width << " k" << g.kernel_h << " s" << g.stride << " p"
+                  << g.padding << " at tap (" << c << ", " << ki << ", " << kj << ") output (" << oh << ", " << ow
+                  << ")";
+            }
+          EXPECT_EQ(columns[static_cast<std::size_t>(row * stride + positions)], -7.0f);
+          EXPECT_EQ(columns[static_cast<std::size_t>(row * stride + positions + 1)], -7.0f);
+        }
+  }
+}
+
 TEST(Conv, BackwardAccumulatesIntoGradients) {
   // Kernel contract: backward adds to what is already in the gradient buffers.
   const ConvParams p = make_conv2d_params(3, 2, 5, 5, 4, 3, 3, 2, 1);
