@@ -85,6 +85,7 @@ void conv_shapes(benchmark::internal::Benchmark* b) {
   for (int64_t batch : {8, 128}) {
     b->Args({batch, 64, 64, 28, 3, 1, 1});    // ConvBlock at 28x28
     b->Args({batch, 64, 64, 28, 3, 2, 1});    // DownBlock 28 -> 14
+    b->Args({batch, 64, 64, 14, 3, 1, 1});    // ConvBlock at 14x14
     b->Args({batch, 128, 128, 7, 3, 1, 1});   // ConvBlock at 7x7, 2D channels
     b->Args({batch, 128, 64, 28, 3, 1, 1});   // ConvBlock on the concatenated skip at 28x28
   }
