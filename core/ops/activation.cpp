@@ -26,7 +26,7 @@ Tensor gelu(const Tensor& x) {
     // dL/dx = dL/dy * gelu'(x): the backward needs x itself.
     Tensor saved_x = x.detach();
     autograd::record("gelu", y, {x}, [saved_x](const Tensor& grad_y) {
-      Tensor grad_x = Tensor::zeros_like(saved_x);
+      Tensor grad_x = Tensor::empty_like(saved_x);  // the kernels write every element
       if (grad_y.device().is_cpu()) {
         cpu::gelu_backward(saved_x.data<float>(), grad_y.data<float>(), grad_x.data<float>(), saved_x.numel());
       } else {

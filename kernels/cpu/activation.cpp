@@ -25,7 +25,7 @@ void gelu_forward(const float* x, float* y, int64_t n) {
 
 void gelu_backward(const float* x, const float* grad_y, float* grad_x, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (parallel : n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) grad_x[i] = std::fma(grad_y[i], fast::gelu_derivative(x[i]), grad_x[i]);
+  for (int64_t i = 0; i < n; ++i) grad_x[i] = grad_y[i] * fast::gelu_derivative(x[i]);
 }
 
 void gelu_forward_reference(const float* x, float* y, int64_t n) {
@@ -35,7 +35,7 @@ void gelu_forward_reference(const float* x, float* y, int64_t n) {
 
 void gelu_backward_reference(const float* x, const float* grad_y, float* grad_x, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) grad_x[i] += grad_y[i] * math::gelu_derivative(x[i]);
+  for (int64_t i = 0; i < n; ++i) grad_x[i] = grad_y[i] * math::gelu_derivative(x[i]);
 }
 
 }  // namespace engine::cpu

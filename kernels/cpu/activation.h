@@ -1,5 +1,8 @@
 // Activation functions, elementwise: out[i] = f(x[i]).
-// GELU (exact, erf form). Backward functions accumulate (+=) into the gradient.
+// GELU (exact, erf form). The backward functions WRITE the gradient (=):
+// grad_x is a fresh buffer (the op allocates it uninitialised), so
+// accumulating into zeros would cost a memset and an extra read of grad_x
+// for nothing (autograd sums gradients that meet at a tensor).
 //
 // Two implementations of the same formulas:
 //   * gelu_forward / gelu_backward: the kernels the ops call. They evaluate
@@ -18,7 +21,7 @@ namespace engine::cpu {
 // y[i] = gelu(x[i]) = 0.5 x (1 + erf(x / sqrt 2)), for i < n.
 void gelu_forward(const float* x, float* y, int64_t n);
 
-// grad_x[i] += grad_y[i] * gelu'(x[i]),  gelu'(x) = Phi(x) + x phi(x), for i < n.
+// grad_x[i] = grad_y[i] * gelu'(x[i]),  gelu'(x) = Phi(x) + x phi(x), for i < n.
 void gelu_backward(const float* x, const float* grad_y, float* grad_x, int64_t n);
 
 // The same two functions with libm's erff and expf (the reference).

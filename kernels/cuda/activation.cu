@@ -13,7 +13,7 @@ __global__ void gelu_forward_kernel(const float* x, float* y, int64_t n) {
 }
 
 __global__ void gelu_backward_kernel(const float* x, const float* grad_y, float* grad_x, int64_t n) {
-  ENGINE_GRID_STRIDE_LOOP(int64_t, i, n) grad_x[i] += grad_y[i] * math::gelu_derivative(x[i]);
+  ENGINE_GRID_STRIDE_LOOP(int64_t, i, n) grad_x[i] = grad_y[i] * math::gelu_derivative(x[i]);
 }
 
 }  // namespace

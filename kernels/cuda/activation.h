@@ -10,7 +10,7 @@ namespace engine::cuda {
 // y[i] = gelu(x[i]) = 0.5 x (1 + erf(x / sqrt 2)), for i < n.
 void gelu_forward(const float* x, float* y, int64_t n);
 
-// grad_x[i] += grad_y[i] * gelu'(x[i]),  gelu'(x) = Phi(x) + x phi(x), for i < n.
+// grad_x[i] = grad_y[i] * gelu'(x[i]),  gelu'(x) = Phi(x) + x phi(x), for i < n (written, not accumulated).
 void gelu_backward(const float* x, const float* grad_y, float* grad_x, int64_t n);
 
 }  // namespace engine::cuda

@@ -156,7 +156,7 @@ FusedRun run_bn_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias, 
                                   weight.data<float>(), bias.data<float>(), training, r.grad_x.data<float>(),
                                   r.grad_weight.data<float>(), r.grad_bias.data<float>(), N, C, HW);
   } else {
-    Tensor z = Tensor::empty_like(x), grad_z = Tensor::zeros_like(x);
+    Tensor z = Tensor::empty_like(x), grad_z = Tensor::empty_like(x);  // gelu_backward writes it
     cuda::batchnorm_apply(x.data<float>(), mean.data<float>(), inv_std.data<float>(), weight.data<float>(),
                           bias.data<float>(), z.data<float>(), N, C, HW);
     cuda::gelu_forward(z.data<float>(), r.y.data<float>(), z.numel());
