@@ -94,4 +94,12 @@ void expect_close(const Tensor& actual, const Tensor& expected, double atol, dou
   expect_close(actual, expected.to_vector(), atol, rtol, what);
 }
 
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+std::vector<std::string> keys_of(const NamedTensors& tensors) {
+  std::vector<std::string> keys;
+  for (const auto& [key, tensor] : tensors) keys.push_back(key);
+  return keys;
+}
+
 }  // namespace engine::testing

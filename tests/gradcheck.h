@@ -1,13 +1,18 @@
-// Test utilities shared by every op test: random inputs, and the
-// central-finite-difference gradient checker.
+// Test utilities shared by the op and layer tests: random inputs, the
+// central-finite-difference gradient checker, and checks of error messages
+// and state-dict names.
 #pragma once
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <typeinfo>
 #include <vector>
 
+#include "core/error.h"
 #include "core/ops.h"
+#include "core/safetensors.h"
 #include "core/tensor.h"
 
 namespace engine::testing {
@@ -42,5 +47,25 @@ double max_abs_diff(const Tensor& a, const Tensor& b);
 void expect_close(const Tensor& actual, const std::vector<float>& expected, double atol, double rtol,
                   const char* what = "");
 void expect_close(const Tensor& actual, const Tensor& expected, double atol, double rtol, const char* what = "");
+
+// The message of the exception of type `Exception` (engine::Error by
+// default) that `f()` throws; "" and a test failure when it throws none.
+//   EXPECT_TRUE(contains(error_of([] { Conv2d(0, 4, 3); }), "in_channels must be positive"));
+template <typename Exception = Error, typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Exception& error) {
+    return error.what();
+  }
+  ADD_FAILURE() << "expected an exception of type " << typeid(Exception).name();
+  return "";
+}
+
+// Whether `part` occurs in `text`.
+bool contains(const std::string& text, const std::string& part);
+
+// The names of a state dict (or any named tensors), in order.
+std::vector<std::string> keys_of(const NamedTensors& tensors);
 
 }  // namespace engine::testing

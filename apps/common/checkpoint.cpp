@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <set>
+#include <type_traits>
 
 namespace engine::ckpt {
 
@@ -26,19 +27,13 @@ const std::string& metadata_entry(const std::map<std::string, std::string>& meta
   return found->second;
 }
 
-int64_t parse_int(const std::string& text, const std::string& what) {
-  int64_t value = 0;
+// All of `text` as an Integer (int64_t or uint64_t); `what` names the entry in errors.
+template <typename Integer>
+Integer parse_integer(const std::string& text, const std::string& what) {
+  Integer value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  ENGINE_CHECK(!text.empty() && error == std::errc() && end == text.data() + text.size(), what,
-               ": expected an integer, got '", text, "'");
-  return value;
-}
-
-uint64_t parse_u64(const std::string& text, const std::string& what) {
-  uint64_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  ENGINE_CHECK(!text.empty() && error == std::errc() && end == text.data() + text.size(), what,
-               ": expected an unsigned integer, got '", text, "'");
+  ENGINE_CHECK(!text.empty() && error == std::errc() && end == text.data() + text.size(), what, ": expected ",
+               std::is_signed_v<Integer> ? "an integer" : "an unsigned integer", ", got '", text, "'");
   return value;
 }
 
@@ -101,7 +96,9 @@ TrainingState load_training_checkpoint(const std::string& path) {
                format == metadata.end() ? std::string("none (a model-only checkpoint cannot be resumed)")
                                         : "'" + format->second + "'");
   const std::string where = "training checkpoint '" + path + "': metadata entry ";
-  auto integer = [&](const char* key) { return parse_int(metadata_entry(metadata, key, path), where + "'" + key + "'"); };
+  auto integer = [&](const char* key) {
+    return parse_integer<int64_t>(metadata_entry(metadata, key, path), where + "'" + key + "'");
+  };
 
   TrainingState state;
   state.epoch = integer("epoch");
@@ -114,9 +111,9 @@ TrainingState load_training_checkpoint(const std::string& path) {
     if (starts_with(key, "setting.")) state.settings[key.substr(8)] = value;
     if (starts_with(key, "rng.") && key.size() > 11 && key.compare(key.size() - 5, 5, ".seed") == 0) {
       const std::string name = key.substr(4, key.size() - 9);
-      const uint64_t seed = parse_u64(value, where + "'" + key + "'");
-      const uint64_t offset =
-          parse_u64(metadata_entry(metadata, "rng." + name + ".offset", path), where + "'rng." + name + ".offset'");
+      const uint64_t seed = parse_integer<uint64_t>(value, where + "'" + key + "'");
+      const uint64_t offset = parse_integer<uint64_t>(metadata_entry(metadata, "rng." + name + ".offset", path),
+                                                      where + "'rng." + name + ".offset'");
       Generator generator(seed);
       generator.set_offset(offset);
       state.generators.insert_or_assign(name, generator);

@@ -12,24 +12,11 @@
 #include <omp.h>
 #endif
 
+#include "apps/common/checkpoint.h"  // ckpt::double_text: --help shows numbers as checkpoints store them
+
 namespace engine::cli {
 
 namespace {
-
-// Shortest text that parses back to the same double ("0.0001", "0.5", "1e-08").
-std::string number_text(double value) {
-  char buffer[32];
-  // Whole numbers print as integers ("10", not "1e+01").
-  if (std::fabs(value) < 1e15 && value == std::trunc(value)) {
-    std::snprintf(buffer, sizeof(buffer), "%.0f", value);
-    return buffer;
-  }
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buffer, sizeof(buffer), "%.*g", precision, value);
-    if (std::strtod(buffer, nullptr) == value) break;
-  }
-  return buffer;
-}
 
 bool valid_flag_name(const std::string& name) {
   if (name.empty() || name.front() < 'a' || name.front() > 'z' || name.back() == '-') return false;
@@ -99,8 +86,8 @@ Flag& Flag::default_text(std::string text) {
 
 std::string Flag::range_text() const {
   std::vector<std::string> parts;
-  if (minimum_) parts.push_back((minimum_exclusive_ ? "> " : ">= ") + number_text(*minimum_));
-  if (maximum_) parts.push_back("<= " + number_text(*maximum_));
+  if (minimum_) parts.push_back((minimum_exclusive_ ? "> " : ">= ") + ckpt::double_text(*minimum_));
+  if (maximum_) parts.push_back("<= " + ckpt::double_text(*maximum_));
   return join(parts, ", ");
 }
 
@@ -119,7 +106,7 @@ std::string Flag::placeholder() const {
 std::string Flag::current_value_text() const {
   switch (type_) {
     case Type::Int: return std::to_string(*static_cast<int64_t*>(target_));
-    case Type::Double: return number_text(*static_cast<double*>(target_));
+    case Type::Double: return ckpt::double_text(*static_cast<double*>(target_));
     case Type::String:
     case Type::Choice: return *static_cast<std::string*>(target_);
     case Type::Bool: return *static_cast<bool*>(target_) ? "true" : "false";
@@ -408,6 +395,32 @@ void add_data_flags(Command& cmd, CommonOptions& options) {
   cmd.choice("dataset", &options.dataset, {"mnist", "fashion"}, "MNIST digits or Fashion-MNIST clothes");
 }
 
+void add_stop_after_steps_flag(Command& cmd, CommonOptions& options) {
+  cmd.flag("stop-after-steps", &options.stop_after_steps,
+           "act as if Ctrl-C were pressed once N steps are done (counted over the whole run): the checkpoint "
+           "is saved and the program exits with status 130, to test --resume (0: never)")
+      .at_least(0)
+      .value_name("N");
+}
+
+std::string command_line(const std::string& program, const std::vector<std::string>& args) {
+  std::string line = program;
+  for (const std::string& arg : args) line += " " + arg;
+  return line;
+}
+
+std::string continue_command_line(const std::string& program, const std::vector<std::string>& args) {
+  std::string line = program;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--stop-after-steps") {
+      ++i;  // and its value
+    } else if (args[i].rfind("--stop-after-steps=", 0) != 0) {
+      line += " " + args[i];
+    }
+  }
+  return line;
+}
+
 Device resolve_device(const std::string& text) {
   if (text.empty()) return cuda_available() ? Device::cuda(0) : Device::cpu();
   Device device;
@@ -442,6 +455,22 @@ int cpu_threads() {
 #else
   return 1;
 #endif
+}
+
+std::string device_description(const Device& device, int threads) {
+  return device.str() + (device.is_cpu() ? " (" + std::to_string(threads) + " threads)" : "");
+}
+
+int run_main(const std::string& program, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const UsageError& e) {
+    std::cerr << program << ": error: " << e.what() << std::endl;
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::cerr << program << ": error: " << e.what() << std::endl;
+    return kExitError;
+  }
 }
 
 }  // namespace engine::cli

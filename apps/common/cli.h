@@ -29,6 +29,7 @@
 //   flag, and any positional argument (the apps take only flags).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -168,6 +169,7 @@ struct CommonOptions {
   bool resume = false;         // continue the run in --out from its checkpoint
   std::string data_dir;        // empty = $ENGINE_DATA_DIR, else data/mnist (fashion: /usr/share/datasets/fashion-mnist)
   std::string dataset = "mnist";  // "mnist" | "fashion"
+  int64_t stop_after_steps = 0;   // act as if Ctrl-C came after this many steps (tests of --resume); 0 = never
 };
 
 // --device, --threads and (unless with_seed is false: commands that draw no
@@ -181,6 +183,14 @@ void add_out_flag(Command& cmd, CommonOptions& options, const std::string& defau
 void add_training_flags(Command& cmd, CommonOptions& options, const std::string& quick_description);
 // --data-dir and --dataset.
 void add_data_flags(Command& cmd, CommonOptions& options);
+// --stop-after-steps (the training commands, to test --resume without a real Ctrl-C).
+void add_stop_after_steps_flag(Command& cmd, CommonOptions& options);
+
+// The command as typed, "program arg1 arg2 ...", for the reports.
+std::string command_line(const std::string& program, const std::vector<std::string>& args);
+// The same without --stop-after-steps (and its value): the command that
+// continues a stopped run, for the "continue with" hint.
+std::string continue_command_line(const std::string& program, const std::vector<std::string>& args);
 
 // The device --device names, checked against what this machine has:
 // "" -> cuda:0 when a CUDA device is usable, else cpu; "cuda" with no usable
@@ -195,11 +205,21 @@ Device setup_device(const CommonOptions& options);
 // The number of CPU threads the kernels use (omp_get_max_threads()).
 int cpu_threads();
 
+// The device as the apps name it in messages and reports: "cpu (2 threads)"
+// on the CPU, "cuda:0" on a GPU (where the thread count does not matter).
+std::string device_description(const Device& device, int threads);
+
 // Exit statuses of every app.
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;        // a runtime error (bad file, failed write, ...)
 constexpr int kExitUsage = 2;        // a bad command line
 constexpr int kExitDiverged = 3;     // the loss became NaN or infinite
 constexpr int kExitInterrupted = 130;  // Ctrl-C: checkpoint saved, resume with --resume (128 + SIGINT)
+
+// An app's main() around its body: returns what `body` returns, and turns an
+// exception that escapes it into "<program>: error: <message>" on stderr and
+// an exit status: kExitUsage for a UsageError (a bad command line, found
+// before any work), kExitError for any other.
+int run_main(const std::string& program, const std::function<int()>& body);
 
 }  // namespace engine::cli

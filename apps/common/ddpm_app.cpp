@@ -30,10 +30,6 @@
 #include <map>
 #include <sstream>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "apps/common/checkpoint.h"
 #include "apps/common/cli.h"
 #include "apps/common/gif.h"
@@ -77,7 +73,6 @@ struct TrainSettings {
   double guidance = 5.0;
   std::string sample_epochs = "1,5,10,15,20";
   int64_t gif_frames = 40;
-  int64_t stop_after_steps = 0;
 };
 
 // The --quick preset, applied to every flag the user did not set.
@@ -122,14 +117,6 @@ UNetConditioning conditioning_of(const std::string& model) {
 std::string model_description(const std::string& model, int64_t hidden) {
   return std::string(model == "time" ? "the time-conditioned" : "the class-conditioned") + " UNet with D=" +
          std::to_string(hidden) + " (ddpm --model " + model + ")";
-}
-
-int thread_count() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
 }
 
 // "1,5,10" -> {1, 5, 10}; every entry a whole number in [lo, hi]. `flag` names the flag in errors.
@@ -254,38 +241,16 @@ void save_model(const std::string& path, const UNet& model, const TrainSettings&
 
 // --- The report ---------------------------------------------------------------------------------------
 
-struct RunFacts {
-  std::string command_line;
-  Device device;
-  int threads = 1;
-  int64_t parameters = 0;
-  std::string train_description;
-  int64_t steps_per_epoch = 0;
-  double wall_seconds = 0;
-  double train_seconds = 0;
-  double images_per_second = 0;
+struct RunFacts : report::TrainingFacts {
   double sample_seconds = 0;  // the final grid (with the GIF frames)
   int64_t sample_images = 0;
   std::vector<int64_t> grid_epochs;  // epochs with a samples_epoch_<e>.png
-  bool resumed = false;
 };
-
-std::vector<double> epoch_means(const std::vector<float>& losses, int64_t steps_per_epoch) {
-  std::vector<double> means;
-  for (int64_t e = 0; e * steps_per_epoch < static_cast<int64_t>(losses.size()); ++e) {
-    const int64_t begin = e * steps_per_epoch;
-    const int64_t end = std::min<int64_t>(begin + steps_per_epoch, static_cast<int64_t>(losses.size()));
-    double total = 0;
-    for (int64_t i = begin; i < end; ++i) total += losses[static_cast<size_t>(i)];
-    means.push_back(total / static_cast<double>(end - begin));
-  }
-  return means;
-}
 
 void write_report(const run::RunFolder& folder, const TrainSettings& s, const RunFacts& facts,
                   const std::vector<float>& losses) {
   const bool is_class = s.model == "class";
-  const std::vector<double> means = epoch_means(losses, facts.steps_per_epoch);
+  const std::vector<double> means = report::epoch_mean_losses(losses, facts.steps_per_epoch);
 
   json::Value metrics;
   json::Value settings;
@@ -293,19 +258,10 @@ void write_report(const run::RunFolder& folder, const TrainSettings& s, const Ru
   settings.set("quick", s.common.quick);
   settings.set("guidance", s.guidance);
   metrics.set("settings", settings);
-  metrics.set("device", facts.device.str());
-  metrics.set("threads", facts.threads);
-  metrics.set("parameters", facts.parameters);
-  metrics.set("steps", static_cast<int64_t>(losses.size()));
-  metrics.set("steps_per_epoch", facts.steps_per_epoch);
-  metrics.set("wall_seconds", facts.wall_seconds);
-  metrics.set("train_seconds", facts.train_seconds);
-  metrics.set("images_per_second", facts.images_per_second);
+  report::set_run_metrics(metrics, facts, static_cast<int64_t>(losses.size()));
   metrics.set("sample_seconds", facts.sample_seconds);
   metrics.set("sample_images", facts.sample_images);
-  json::Value mean_losses = json::Elements{};
-  for (double m : means) mean_losses.push_back(m);
-  metrics.set("epoch_mean_loss", mean_losses);
+  metrics.set("epoch_mean_loss", json::Elements(means.begin(), means.end()));
   metrics.set("first_loss", losses.empty() ? 0.0 : static_cast<double>(losses.front()));
   metrics.set("last_loss", losses.empty() ? 0.0 : static_cast<double>(losses.back()));
   report::write_json(folder.file("metrics.json"), metrics);
@@ -335,8 +291,7 @@ void write_report(const run::RunFolder& folder, const TrainSettings& s, const Ru
   page.key_values("Settings", rows);
   page.key_values(
       "Run",
-      {{"device", facts.device.str() +
-                      (facts.device.is_cpu() ? " (" + std::to_string(facts.threads) + " threads)" : "")},
+      {{"device", cli::device_description(facts.device, facts.threads)},
        {"steps", std::to_string(losses.size()) + " (" + std::to_string(facts.steps_per_epoch) + " per epoch)"},
        {"wall time (this session)", run::format_duration(facts.wall_seconds)},
        {"training time (all sessions)", run::format_duration(facts.train_seconds)},
@@ -373,7 +328,10 @@ void write_report(const run::RunFolder& folder, const TrainSettings& s, const Ru
 
 // --- train ----------------------------------------------------------------------------------------------
 
-int train(const TrainSettings& s, const cli::Command& command, const std::string& command_line) {
+// command_line: the command as typed, for the report; continue_line: the
+// same without --stop-after-steps, for the "continue with" hint.
+int train(const TrainSettings& s, const cli::Command& command, const std::string& command_line,
+          const std::string& continue_line) {
   const run::Stopwatch wall;
   // Everything that can be wrong with the settings, before any work.
   const DdpmSchedule schedule = [&] {
@@ -388,7 +346,7 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
                     grid_epochs.end());
   if (std::find(grid_epochs.begin(), grid_epochs.end(), s.epochs) == grid_epochs.end()) grid_epochs.push_back(s.epochs);
   std::sort(grid_epochs.begin(), grid_epochs.end());
-  const Device device = cli::resolve_device(s.common.device);
+  const Device device = cli::setup_device(s.common);
   const run::RunFolder folder =
       training::open_run_folder(s.common, command, run::default_run_folder(std::string(kProgram) + "-" + s.model));
 
@@ -417,19 +375,18 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
   setup.settings = training_settings(s);
   setup.model_description = model_description(s.model, s.hidden);
   setup.epochs = s.epochs;
-  setup.continue_command = command_line;
+  setup.continue_command = continue_line;
   setup.resume_given = s.common.resume;
   setup.out_given = command.was_set("out");
   setup.loss_read_every = device.is_cpu() ? 1 : 50;
-  setup.stop_after_steps = s.stop_after_steps;
+  setup.stop_after_steps = s.common.stop_after_steps;
   training::TrainingLoop loop(setup, {model, optimizer, &lr_schedule, loader, noise_gen});
   if (s.common.resume) loop.resume();
   run::LossHistory& losses = loop.losses();
   const int64_t steps_per_epoch = loop.steps_per_epoch();
 
   std::cerr << kProgram << ": training " << model_description(s.model, s.hidden) << ", " << model.parameter_count()
-            << " parameters, on " << device.str()
-            << (device.is_cpu() ? " (" + std::to_string(thread_count()) + " threads)" : "") << "\n  "
+            << " parameters, on " << cli::device_description(device, cli::cpu_threads()) << "\n  "
             << train_set.description << ": " << steps_per_epoch << " steps of " << s.batch_size << " per epoch x "
             << s.epochs << " epochs, T " << s.num_steps << ", Adam lr " << s.lr << "\n  run folder: " << folder.path()
             << (s.common.resume ? "\n  resuming at epoch " + std::to_string(loop.start_epoch() + 1) + ", step " +
@@ -475,7 +432,7 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
   RunFacts facts;
   facts.command_line = command_line;
   facts.device = device;
-  facts.threads = thread_count();
+  facts.threads = cli::cpu_threads();
   facts.parameters = model.parameter_count();
   facts.train_description = train_set.description;
   facts.steps_per_epoch = steps_per_epoch;
@@ -534,7 +491,7 @@ int sample(const SampleSettings& s, const cli::Command& command) {
         throw cli::UsageError(std::string("flag '--") + flag +
                               "': only for --model class (the time-conditioned model takes no digit)");
   }
-  const Device device = cli::resolve_device(s.common.device);
+  const Device device = cli::setup_device(s.common);
 
   // The checkpoint: tensors, and the schedule it was trained with.
   const SafetensorsContents contents = load_safetensors(s.checkpoint);
@@ -596,9 +553,9 @@ int sample(const SampleSettings& s, const cli::Command& command) {
 }  // namespace
 
 int main(const std::vector<std::string>& args) {
-  std::string command_line = kProgram;
-  for (const std::string& arg : args) command_line += " " + arg;
-  try {
+  const std::string command_line = cli::command_line(kProgram, args);
+  const std::string continue_line = cli::continue_command_line(kProgram, args);
+  return cli::run_main(kProgram, [&] {
     cli::Program program(kProgram,
                          "Part 2 of the diffusion assignment: a DDPM on MNIST with a time-conditioned or a "
                          "class-conditioned UNet (classifier-free guidance).");
@@ -636,11 +593,7 @@ int main(const std::vector<std::string>& args) {
                    "after which epochs to draw a sample grid (the last epoch always gets one, with the GIF)")
         .value_name("LIST");
     train_cmd.flag("gif-frames", &t.gif_frames, "about how many frames the denoising GIF has").at_least(2);
-    train_cmd.flag("stop-after-steps", &t.stop_after_steps,
-                   "act as if Ctrl-C were pressed once N steps are done (counted over the whole run): the checkpoint "
-                   "is saved and the program exits with status 130, to test --resume (0: never)")
-        .at_least(0)
-        .value_name("N");
+    cli::add_stop_after_steps_flag(train_cmd, t.common);
     train_cmd.set_epilog(
         "Defaults are the assignment's: batch 128, 20 epochs, D = 64, Adam lr 1e-3 with ExponentialLR "
         "(gamma = 0.1^(1/epochs)), T = 300, betas 1e-4..0.02, p_uncond 0.1, guidance 5, all 60000 training images. "
@@ -694,14 +647,8 @@ int main(const std::vector<std::string>& args) {
       if (!train_cmd.was_set("batch-size")) t.batch_size = kQuickBatchSize;
       if (!train_cmd.was_set("sample-epochs")) t.sample_epochs = kQuickSampleEpochs;
     }
-    return train(t, train_cmd, command_line);
-  } catch (const cli::UsageError& e) {
-    std::cerr << kProgram << ": error: " << e.what() << std::endl;
-    return cli::kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << kProgram << ": error: " << e.what() << std::endl;
-    return cli::kExitError;
-  }
+    return train(t, train_cmd, command_line, continue_line);
+  });
 }
 
 }  // namespace engine::ddpm_app

@@ -53,7 +53,6 @@ struct TrainSettings {
   int64_t hidden = 128;
   int64_t train_images = 0;  // 0: the whole training set
   int64_t eval_images = 0;   // 0: the whole test set
-  int64_t stop_after_steps = 0;
 };
 
 // The --quick preset, applied to every flag the user did not set.
@@ -230,18 +229,9 @@ void write_ood_figure(const std::string& path, UNet& model, const Tensor& digits
 
 // --- The report ----------------------------------------------------------------------------------------
 
-struct RunFacts {
-  std::string command_line;
-  Device device;
-  int threads = 1;
-  int64_t parameters = 0;
-  std::string train_description, test_description;
+struct RunFacts : report::TrainingFacts {
+  std::string test_description;
   int64_t eval_images = 0;
-  int64_t steps_per_epoch = 0;
-  double wall_seconds = 0;        // this session, start to finish
-  double train_seconds = 0;       // all sessions, training steps only
-  double images_per_second = 0;   // this session
-  bool resumed = false;
 };
 
 std::string sigma_text(double sigma) { return report::format_number(sigma, 3); }
@@ -262,23 +252,9 @@ void write_report(const run::RunFolder& folder, const TrainSettings& s, const Ru
   settings.set("quick", s.common.quick);
   settings.set("eval_images", facts.eval_images);
   metrics.set("settings", settings);
-  metrics.set("device", facts.device.str());
-  metrics.set("threads", facts.threads);
-  metrics.set("parameters", facts.parameters);
-  metrics.set("steps", static_cast<int64_t>(losses.size()));
-  metrics.set("steps_per_epoch", facts.steps_per_epoch);
-  metrics.set("wall_seconds", facts.wall_seconds);
-  metrics.set("train_seconds", facts.train_seconds);
-  metrics.set("images_per_second", facts.images_per_second);
-  json::Value epoch_losses;
-  for (int64_t e = 0; e * facts.steps_per_epoch < static_cast<int64_t>(losses.size()); ++e) {
-    const auto begin = losses.begin() + e * facts.steps_per_epoch;
-    const auto end = losses.begin() + std::min<int64_t>((e + 1) * facts.steps_per_epoch, losses.size());
-    double total = 0;
-    for (auto it = begin; it != end; ++it) total += *it;
-    epoch_losses.push_back(total / static_cast<double>(end - begin));
-  }
-  metrics.set("epoch_mean_loss", epoch_losses);
+  report::set_run_metrics(metrics, facts, static_cast<int64_t>(losses.size()));
+  const std::vector<double> means = report::epoch_mean_losses(losses, facts.steps_per_epoch);
+  metrics.set("epoch_mean_loss", json::Elements(means.begin(), means.end()));
   json::Value mse_rows = json::Elements{};
   for (const SigmaMse& row : mse) {
     json::Value entry;
@@ -305,7 +281,7 @@ void write_report(const run::RunFolder& folder, const TrainSettings& s, const Ru
                                {"evaluation data", facts.test_description + ", first " +
                                                        std::to_string(facts.eval_images) + " images"},
                                {"seed", std::to_string(s.common.seed)}});
-  page.key_values("Run", {{"device", facts.device.str() + (facts.device.is_cpu() ? " (" + std::to_string(facts.threads) + " threads)" : "")},
+  page.key_values("Run", {{"device", cli::device_description(facts.device, facts.threads)},
                           {"steps", std::to_string(losses.size()) + " (" + std::to_string(facts.steps_per_epoch) + " per epoch)"},
                           {"training time (all sessions)", run::format_duration(facts.train_seconds)},
                           {"wall time (this session, with evaluation and figures)", run::format_duration(facts.wall_seconds)},
@@ -380,14 +356,14 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
   setup.resume_given = s.common.resume;
   setup.out_given = command.was_set("out");
   setup.loss_read_every = device.is_cpu() ? 1 : 50;
-  setup.stop_after_steps = s.stop_after_steps;
+  setup.stop_after_steps = s.common.stop_after_steps;
   training::TrainingLoop loop(setup, {model, optimizer, nullptr, loader, noise_gen});
   if (s.common.resume) loop.resume();
   run::LossHistory& losses = loop.losses();
   const int64_t steps_per_epoch = loop.steps_per_epoch();
 
   std::cerr << kProgram << ": training UNet D=" << s.hidden << " (" << model.parameter_count() << " parameters) on "
-            << device.str() << (device.is_cpu() ? " (" + std::to_string(cli::cpu_threads()) + " threads)" : "") << "\n  "
+            << cli::device_description(device, cli::cpu_threads()) << "\n  "
             << train_set.description << ": " << steps_per_epoch << " steps of " << s.batch_size << " per epoch x "
             << s.epochs << " epochs, sigma " << s.sigma << ", Adam lr " << s.lr << "\n  run folder: " << folder.path()
             << (s.common.resume ? "\n  resuming at epoch " + std::to_string(loop.start_epoch() + 1) + ", step " +
@@ -525,17 +501,9 @@ int apply(const ApplySettings& s) {
 }  // namespace
 
 int main(const std::vector<std::string>& args) {
-  std::string command_line = kProgram;
-  for (const std::string& arg : args) command_line += " " + arg;
-  std::string continue_line = kProgram;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--stop-after-steps") {
-      ++i;  // and its value
-    } else if (args[i].rfind("--stop-after-steps=", 0) != 0) {
-      continue_line += " " + args[i];
-    }
-  }
-  try {
+  const std::string command_line = cli::command_line(kProgram, args);
+  const std::string continue_line = cli::continue_command_line(kProgram, args);
+  return cli::run_main(kProgram, [&] {
     cli::Program program(kProgram,
                          "Part 1 of the diffusion assignment: a UNet that maps a noisy MNIST digit z = x + sigma*eps "
                          "to the clean digit x (L2 loss).");
@@ -558,11 +526,7 @@ int main(const std::vector<std::string>& args) {
     train_cmd.flag("eval-images", &t.eval_images, "compute the test MSE table on the first N test images (0: all)")
         .at_least(0)
         .value_name("N");
-    train_cmd.flag("stop-after-steps", &t.stop_after_steps,
-                   "act as if Ctrl-C were pressed once N steps are done (counted over the whole run): the checkpoint "
-                   "is saved and the program exits with status 130, to test --resume (0: never)")
-        .at_least(0)
-        .value_name("N");
+    cli::add_stop_after_steps_flag(train_cmd, t.common);
     train_cmd.set_epilog(
         "Defaults are the assignment's: sigma 0.5, batch 256, 5 epochs, Adam lr 1e-4, D = 128, all 60000 training "
         "images, shuffled, fresh noise for every batch. On a CPU that takes hours: use --quick there.\n"
@@ -607,13 +571,7 @@ int main(const std::vector<std::string>& args) {
       if (!train_cmd.was_set("eval-images")) t.eval_images = kQuickEvalImages;
     }
     return train(t, train_cmd, command_line, continue_line);
-  } catch (const cli::UsageError& e) {
-    std::cerr << kProgram << ": error: " << e.what() << std::endl;
-    return cli::kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << kProgram << ": error: " << e.what() << std::endl;
-    return cli::kExitError;
-  }
+  });
 }
 
 }  // namespace engine::denoiser_app

@@ -1,5 +1,6 @@
 #include "apps/common/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -121,6 +122,30 @@ std::vector<float> read_losses_csv(const std::string& path) {
     losses.push_back(loss);
   }
   return losses;
+}
+
+void set_run_metrics(json::Value& metrics, const TrainingFacts& facts, int64_t steps) {
+  metrics.set("device", facts.device.str());
+  metrics.set("threads", facts.threads);
+  metrics.set("parameters", facts.parameters);
+  metrics.set("steps", steps);
+  metrics.set("steps_per_epoch", facts.steps_per_epoch);
+  metrics.set("wall_seconds", facts.wall_seconds);
+  metrics.set("train_seconds", facts.train_seconds);
+  metrics.set("images_per_second", facts.images_per_second);
+}
+
+std::vector<double> epoch_mean_losses(const std::vector<float>& losses, int64_t steps_per_epoch) {
+  ENGINE_CHECK(steps_per_epoch >= 1, "epoch_mean_losses: steps_per_epoch must be >= 1, got ", steps_per_epoch);
+  const auto steps = static_cast<int64_t>(losses.size());
+  std::vector<double> means;
+  for (int64_t begin = 0; begin < steps; begin += steps_per_epoch) {
+    const int64_t end = std::min(begin + steps_per_epoch, steps);
+    double total = 0;  // summed in double: an epoch has thousands of steps
+    for (int64_t i = begin; i < end; ++i) total += losses[static_cast<size_t>(i)];
+    means.push_back(total / static_cast<double>(end - begin));
+  }
+  return means;
 }
 
 std::string format_number(double value, int significant_digits) {

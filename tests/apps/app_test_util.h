@@ -14,21 +14,12 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tests/gradcheck.h"
 
 namespace engine::app_test {
 
-// The message of the exception of type `Exception` (engine::Error by
-// default) that `f()` throws; "" and a test failure when it throws none.
-template <typename Exception = Error, typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Exception& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an exception of type " << typeid(Exception).name();
-  return "";
-}
+// The message of an expected exception: the shared helper of tests/gradcheck.h.
+using testing::error_of;
 
 // <system temp folder>/<name>, emptied: removed with everything in it, then
 // created again as an empty folder (or left absent when `create` is false,

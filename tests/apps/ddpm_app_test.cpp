@@ -5,6 +5,9 @@
 // width, and --resume reproduces an uninterrupted run's losses exactly.
 // The tests that need MNIST skip (naming tools/fetch_mnist.sh) without it.
 #include <gtest/gtest.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <unistd.h>
 
 #include <cmath>
@@ -189,6 +192,21 @@ TEST(DdpmApp, ClassModelLearnsOnRealMnistAndSampleWritesItsFiles) {
 // An interrupted and resumed run equals an uninterrupted one: same losses
 // (bit for bit, as printed with 9 significant digits) and the same final
 // sample grid. Tiny: D = 4, 256 images, 2 epochs of 8 steps, T = 10.
+#ifdef _OPENMP
+TEST(DdpmApp, ThreadsFlagSetsTheCpuThreadCount) {
+  // --threads takes effect before any work: here the run then stops at the
+  // missing data folder.
+  const int before = omp_get_max_threads();
+  const int wanted = before == 1 ? 2 : 1;
+  const AppResult r = run_app({"train", "--model", "time", "--device", "cpu", "--threads", std::to_string(wanted),
+                               "--data-dir", "/nonexistent/mnist"});
+  const int during = omp_get_max_threads();
+  omp_set_num_threads(before);
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(during, wanted) << r.stderr_text;
+}
+#endif
+
 TEST(DdpmApp, ResumeGivesTheSameLossesAsAnUninterruptedRun) {
   SKIP_WITHOUT_MNIST();
   TempDir dir("ddpm_app_resume");
@@ -206,7 +224,12 @@ TEST(DdpmApp, ResumeGivesTheSameLossesAsAnUninterruptedRun) {
 
   r = run_app(with({"--out", dir / "parts", "--stop-after-steps", "5"}));
   ASSERT_EQ(r.status, 130) << r.stderr_text;
-  expect_contains(r.stderr_text, "--resume");
+  // The hint continues the run: --resume added, --stop-after-steps dropped.
+  const std::size_t hint = r.stderr_text.find("continue with:");
+  ASSERT_NE(hint, std::string::npos) << r.stderr_text;
+  const std::string hint_line = r.stderr_text.substr(hint, r.stderr_text.find('\n', hint) - hint);
+  expect_contains(hint_line, "--resume");
+  EXPECT_EQ(hint_line.find("--stop-after-steps"), std::string::npos) << hint_line;
   r = run_app(with({"--out", dir / "parts", "--resume"}));
   ASSERT_EQ(r.status, 0) << r.stderr_text;
 

@@ -16,25 +16,10 @@
 namespace engine {
 namespace {
 
+using testing::contains;
+using testing::error_of;
+using testing::keys_of;
 using testing::random_tensor;
-
-std::vector<std::string> keys_of(const NamedTensors& tensors) {
-  std::vector<std::string> keys;
-  for (const auto& [key, tensor] : tensors) keys.push_back(key);
-  return keys;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 double max_abs(const Tensor& t) {
   double m = 0.0;

@@ -18,6 +18,10 @@
 namespace engine {
 namespace {
 
+using testing::contains;
+using testing::error_of;
+using testing::keys_of;
+
 // The module of the brief: a nested Sequential(Conv2d, BatchNorm2d, GELU)
 // under the name "block", plus a parameter and a buffer of its own that are
 // registered AFTER the child, to show that a module's own tensors still come
@@ -42,25 +46,6 @@ class Net : public Module {
   std::shared_ptr<Sequential> block;
   Tensor scale, offset;
 };
-
-std::vector<std::string> keys_of(const NamedTensors& tensors) {
-  std::vector<std::string> keys;
-  for (const auto& [key, tensor] : tensors) keys.push_back(key);
-  return keys;
-}
-
-// The message of the Error that `f` throws ("" if none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 TEST(Module, StateDictKeysAndOrderMatchPyTorch) {
   Net net;

@@ -15,17 +15,8 @@
 namespace engine {
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using testing::contains;
+using testing::error_of;
 
 // torch.optim.Adam's update (amsgrad=False), written out in double, one
 // parameter vector. This is the spec the float implementation must follow.
@@ -203,23 +194,23 @@ TEST(Adam, RejectsBadArguments) {
 TEST(Adam, StateDictResumesBitIdentically) {
   const std::vector<float> start{0.1f, 0.7f, -0.3f, 1.5f, -2.0f, 0.9f};
   auto grad_of = [](const Tensor& p) { return Tensor::from_vector(to_float(gradient_at(to_double(p.to_vector()))), {6}); };
+  auto take_steps = [&](Tensor& p, Adam& adam, int steps) {
+    for (int i = 0; i < steps; ++i) {
+      p.set_grad(grad_of(p));
+      adam.step();
+    }
+  };
 
   // Run A: 7 steps straight.
   Tensor a = Tensor::from_vector(start, {6});
   a.set_requires_grad();
   Adam adam_a({a}, 0.05);
-  for (int i = 0; i < 7; ++i) {
-    a.set_grad(grad_of(a));
-    adam_a.step();
-  }
+  take_steps(a, adam_a, 7);
   // Run B: 4 steps, checkpoint (parameter + optimiser state), resume in a new optimiser, 3 more.
   Tensor b = Tensor::from_vector(start, {6});
   b.set_requires_grad();
   Adam adam_b({b}, 0.05);
-  for (int i = 0; i < 4; ++i) {
-    b.set_grad(grad_of(b));
-    adam_b.step();
-  }
+  take_steps(b, adam_b, 4);
   const NamedTensors saved = adam_b.state_dict();
   ASSERT_EQ(saved.size(), 3u);
   EXPECT_EQ(saved[0].first, "state.0.step");
@@ -233,10 +224,7 @@ TEST(Adam, StateDictResumesBitIdentically) {
   Adam adam_c({resumed}, 0.05);
   adam_c.load_state_dict(copied);
   EXPECT_EQ(adam_c.step_count(0), 4);
-  for (int i = 0; i < 3; ++i) {
-    resumed.set_grad(grad_of(resumed));
-    adam_c.step();
-  }
+  take_steps(resumed, adam_c, 3);
   EXPECT_EQ(resumed.to_vector(), a.to_vector());
 }
 
