@@ -74,6 +74,19 @@ BENCHMARK(BM_GemmConvShape)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
+// The weight gradient of the same conv, per image: grad_y [C_out, 784] x
+// columns^T, columns stored [C_in*9, 784] (trans_b). Args: M (C_out),
+// N (C_in * 9), K (H W).
+void BM_GemmConvWeightGradShape(benchmark::State& state) {
+  run_gemm(state, cpu::gemm, false, true, state.range(0), state.range(1), state.range(2));
+}
+BENCHMARK(BM_GemmConvWeightGradShape)
+    ->ArgNames({"M", "N", "K"})
+    ->Args({64, 576, 784})    // 64 -> 64 channels, 3x3, 28x28
+    ->Args({128, 1152, 294})  // 128 -> 128 channels, 3x3, 7x7 (a group of 6 images)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 // The specification: the plain triple loop, for comparison.
 void BM_GemmReference(benchmark::State& state) {
   const int64_t n = state.range(0);

@@ -143,6 +143,37 @@ void pack_a(bool trans_a, const float* A, int64_t lda, int64_t row0, int64_t k0,
   }
 }
 
+// An 8 x 8 block transposed in registers: to[k * to_stride + j] = from[j][k]
+// for j, k < 8, where from[j] points at 8 consecutive floats. Three rounds
+// of shuffles, each interleaving pairs of vectors at a doubling granularity
+// (single floats, pairs, then halves): 24 shuffles and 16 vector moves for
+// 64 floats, instead of 64 scalar loads and stores.
+typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int v8i __attribute__((vector_size(32)));
+
+inline void transpose_8x8(const float* const* from, float* to, int64_t to_stride) {
+  v8f v[8], t[8], u[8];
+  for (int j = 0; j < 8; ++j) v[j] = *reinterpret_cast<const v8f*>(from[j]);
+  // t[2i] = (v[2i][0], v[2i+1][0], v[2i][1], v[2i+1][1] | same for 4, 5), t[2i+1] the same for 2, 3 | 6, 7.
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shuffle(v[i], v[i + 1], v8i{0, 8, 1, 9, 4, 12, 5, 13});
+    t[i + 1] = __builtin_shuffle(v[i], v[i + 1], v8i{2, 10, 3, 11, 6, 14, 7, 15});
+  }
+  // u[q] holds element k = q and k = q + 4 of rows 0-3 (u[0..3]) or 4-7 (u[4..7]).
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = __builtin_shuffle(t[i], t[i + 2], v8i{0, 1, 8, 9, 4, 5, 12, 13});
+    u[i + 1] = __builtin_shuffle(t[i], t[i + 2], v8i{2, 3, 10, 11, 6, 7, 14, 15});
+    u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], v8i{0, 1, 8, 9, 4, 5, 12, 13});
+    u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], v8i{2, 3, 10, 11, 6, 7, 14, 15});
+  }
+  // Column k: its rows 0-3 from u[k % 4] and rows 4-7 from u[4 + k % 4], low halves for k < 4.
+  for (int k = 0; k < 4; ++k) {
+    *reinterpret_cast<v8f*>(to + k * to_stride) = __builtin_shuffle(u[k], u[k + 4], v8i{0, 1, 2, 3, 8, 9, 10, 11});
+    *reinterpret_cast<v8f*>(to + (k + 4) * to_stride) =
+        __builtin_shuffle(u[k], u[k + 4], v8i{4, 5, 6, 7, 12, 13, 14, 15});
+  }
+}
+
 // Packed B panel of `depth` x `cols` from op(B) starting at (k0, col0):
 // panel q holds columns [q NR, q NR + NR), stored row by row:
 //   b_packed[q * NR * depth + k * NR + j] = op(B)[k0 + k, col0 + q NR + j]
@@ -158,8 +189,16 @@ void pack_b(bool trans_b, const float* B, int64_t ldb, int64_t k0, int64_t col0,
       // without the `j < valid` test, which the compiler does not hoist.
       const float* src[kNR];
       for (int64_t j = 0; j < kNR; ++j) src[j] = B + (col0 + q + std::min<int64_t>(j, valid - 1)) * ldb + k0;
-      if (valid == kNR) {
-        for (int64_t k = 0; k < depth; ++k)
+      if (valid == kNR) {  // a full panel: 8 x 8 blocks transposed in registers, then the last k one by one
+        int64_t k = 0;
+        for (; k + 8 <= depth; k += 8) {
+          for (int64_t j = 0; j < kNR; j += 8) {
+            const float* rows[8];
+            for (int r = 0; r < 8; ++r) rows[r] = src[j + r] + k;
+            transpose_8x8(rows, panel + k * kNR + j, kNR);
+          }
+        }
+        for (; k < depth; ++k)
           for (int64_t j = 0; j < kNR; ++j) panel[k * kNR + j] = src[j][k];
       } else {
         for (int64_t k = 0; k < depth; ++k)
