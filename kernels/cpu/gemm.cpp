@@ -229,6 +229,10 @@ void micro_kernel(int64_t depth, const float* __restrict a, const float* __restr
   // constant trip counts; GCC unrolls them completely and keeps acc in
   // registers.
   vfloat acc[kMR][kNRVectors] = {};
+  // Unrolled 4 times: one loop counter update and branch per 48 FMAs, not
+  // per 12 (measured 2-10% on the conv shapes). Each accumulator still sees
+  // k = 0, 1, 2, ... in order: the same bits.
+#pragma GCC unroll 4
   for (int64_t k = 0; k < depth; ++k) {
     vfloat b_row[kNRVectors];
 #pragma GCC unroll 4
