@@ -369,17 +369,11 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
                                      : time_grid(kTimeGridSamples);
 
   // The loop: resume, checkpoints, Ctrl-C and NaN/Inf stops (training_loop.h).
-  training::TrainingLoopSetup setup;
-  setup.program = kProgram;
-  setup.run_folder = folder.path();
+  training::TrainingLoopSetup setup =
+      training::command_line_setup(kProgram, folder, s.common, command, continue_line, device);
   setup.settings = training_settings(s);
   setup.model_description = model_description(s.model, s.hidden);
   setup.epochs = s.epochs;
-  setup.continue_command = continue_line;
-  setup.resume_given = s.common.resume;
-  setup.out_given = command.was_set("out");
-  setup.loss_read_every = device.is_cpu() ? 1 : 50;
-  setup.stop_after_steps = s.common.stop_after_steps;
   training::TrainingLoop loop(setup, {model, optimizer, &lr_schedule, loader, noise_gen});
   if (s.common.resume) loop.resume();
   run::LossHistory& losses = loop.losses();

@@ -346,17 +346,11 @@ int train(const TrainSettings& s, const cli::Command& command, const std::string
   const uint64_t eval_seed = seed + 3;
 
   // The loop: resume, checkpoints, Ctrl-C and NaN/Inf stops (training_loop.h).
-  training::TrainingLoopSetup setup;
-  setup.program = kProgram;
-  setup.run_folder = folder.path();
+  training::TrainingLoopSetup setup =
+      training::command_line_setup(kProgram, folder, s.common, command, continue_line, device);
   setup.settings = training_settings(s);
   setup.model_description = "this UNet";
   setup.epochs = s.epochs;
-  setup.continue_command = continue_line;
-  setup.resume_given = s.common.resume;
-  setup.out_given = command.was_set("out");
-  setup.loss_read_every = device.is_cpu() ? 1 : 50;
-  setup.stop_after_steps = s.common.stop_after_steps;
   training::TrainingLoop loop(setup, {model, optimizer, nullptr, loader, noise_gen});
   if (s.common.resume) loop.resume();
   run::LossHistory& losses = loop.losses();

@@ -12,6 +12,20 @@
 
 namespace engine::training {
 
+TrainingLoopSetup command_line_setup(const std::string& program, const run::RunFolder& folder,
+                                     const cli::CommonOptions& common, const cli::Command& command,
+                                     const std::string& continue_command, Device device) {
+  TrainingLoopSetup setup;
+  setup.program = program;
+  setup.run_folder = folder.path();
+  setup.continue_command = continue_command;
+  setup.resume_given = common.resume;
+  setup.out_given = command.was_set("out");
+  setup.loss_read_every = device.is_cpu() ? 1 : 50;
+  setup.stop_after_steps = common.stop_after_steps;
+  return setup;
+}
+
 run::RunFolder open_run_folder(const cli::CommonOptions& common, const cli::Command& command,
                                const std::string& default_path) {
   if (common.resume && !command.was_set("out"))

@@ -93,6 +93,14 @@ struct TrainingLoopSetup {
   int64_t stop_after_steps = 0;
 };
 
+// The fields of a setup that every training command fills the same way,
+// from its command line and device: program, run_folder, continue_command,
+// resume_given, out_given, stop_after_steps, and loss_read_every (1 on the
+// CPU, 50 on a GPU). The app adds settings, model_description and epochs.
+TrainingLoopSetup command_line_setup(const std::string& program, const run::RunFolder& folder,
+                                     const cli::CommonOptions& common, const cli::Command& command,
+                                     const std::string& continue_command, Device device);
+
 // The objects the loop drives; the app owns them and they must outlive the loop.
 struct TrainingParts {
   Module& model;
